@@ -1,0 +1,1 @@
+"""Autoscaler: scales worker pools against latency SLOs (not built yet)."""

@@ -1,0 +1,135 @@
+"""The little of the OpenAI protocol the proxy path must understand.
+
+The gateway forwards the client's bytes; it reads only the model, the stream flag and the
+stream options from a request, and only the usage from a response.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from gateway.errors import InvalidRequest
+
+ROUTES = {
+    "/v1/chat/completions": "chat",
+    "/v1/completions": "completions",
+    "/v1/embeddings": "embeddings",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyRequest:
+    model: str
+    stream: bool
+    body: bytes
+    """What to send upstream: the client's bytes, unless usage had to be asked for."""
+    usage_injected: bool
+    """The gateway asked the worker for stream usage the client did not want to see."""
+
+
+def inspect_request(raw: bytes) -> ProxyRequest:
+    try:
+        payload = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"The request body is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    model = payload.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("You must provide a model parameter.", param="model")
+    stream = payload.get("stream")
+    if stream is None or stream is False:
+        return ProxyRequest(model, False, raw, False)
+    if stream is not True:
+        raise InvalidRequest("'stream' must be a boolean.", param="stream")
+    options = payload.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise InvalidRequest("'stream_options' must be an object.", param="stream_options")
+    if options and options.get("include_usage") is True:
+        return ProxyRequest(model, True, raw, False)
+    payload["stream_options"] = {**(options or {}), "include_usage": True}
+    return ProxyRequest(model, True, orjson.dumps(payload), True)
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+
+
+def usage_of(obj: Any) -> Usage | None:
+    usage = obj.get("usage") if isinstance(obj, dict) else None
+    if not isinstance(usage, dict):
+        return None
+    prompt = usage.get("prompt_tokens")
+    completion = usage.get("completion_tokens", 0)
+    if not isinstance(prompt, int) or not isinstance(completion, int):
+        return None
+    return Usage(prompt, completion or 0)
+
+
+def usage_of_body(body: bytes) -> Usage | None:
+    if b'"usage"' not in body:
+        return None
+    try:
+        return usage_of(orjson.loads(body))
+    except orjson.JSONDecodeError:
+        return None
+
+
+class SseTap:
+    """Cuts a worker's SSE bytes at event boundaries and notes the usage they report.
+
+    Whole events are forwarded byte for byte. When the gateway injected
+    ``include_usage``, the usage-only event (``"choices": []``) is kept from the client,
+    who then sees exactly what the worker would have sent it.
+    """
+
+    __slots__ = ("_pending", "_strip_usage", "usage")
+
+    def __init__(self, *, strip_usage: bool) -> None:
+        self._pending = b""
+        self._strip_usage = strip_usage
+        self.usage: Usage | None = None
+
+    def feed(self, chunk: bytes) -> tuple[bytes, int]:
+        """Return the whole events now complete and how many there are."""
+        data = self._pending + chunk if self._pending else chunk
+        end = data.rfind(b"\n\n")
+        if end < 0:
+            self._pending = data
+            return b"", 0
+        end += 2
+        ready, self._pending = data[:end], data[end:]
+        events = ready.count(b"\n\n")
+        at = ready.rfind(b'"usage":{')
+        if at >= 0:
+            ready, events = self._take_usage(ready, at, events)
+        return ready, events
+
+    def flush(self) -> bytes:
+        """Whatever trails the last whole event (a worker that ended mid-event)."""
+        rest, self._pending = self._pending, b""
+        return rest
+
+    def _take_usage(self, ready: bytes, at: int, events: int) -> tuple[bytes, int]:
+        start = ready.rfind(b"\n\n", 0, at)
+        start = 0 if start < 0 else start + 2
+        end = ready.find(b"\n\n", at) + 2
+        event = ready[start:end]
+        data_at = event.find(b"data:")
+        if data_at < 0:
+            return ready, events
+        try:
+            obj = orjson.loads(event[data_at + 5 :])
+        except orjson.JSONDecodeError:
+            return ready, events
+        usage = usage_of(obj)
+        if usage is not None:
+            self.usage = usage
+        if self._strip_usage and isinstance(obj, dict) and obj.get("choices") == []:
+            return ready[:start] + ready[end:], events - 1
+        return ready, events

@@ -1,0 +1,1 @@
+"""Tidegate: the thin command-line entry and the local ``up`` composition."""
