@@ -22,7 +22,9 @@ import time
 
 SERVER = r"""
 import sys, uvicorn
-BODY = b'{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"hello"}}],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}'
+BODY = (b'{"id":"x","object":"chat.completion","choices":[{"index":0,"message":'
+        b'{"role":"assistant","content":"hello"}}],"usage":{"prompt_tokens":5,'
+        b'"completion_tokens":1,"total_tokens":6}}')
 async def app(scope, receive, send):
     if scope["type"] != "http":
         return
@@ -69,7 +71,9 @@ async def run_httpx(url: str, n: int, c: int) -> float:
     async with httpx.AsyncClient(limits=httpx.Limits(max_connections=c)) as client:
 
         async def one() -> None:
-            r = await client.post(url, content=PAYLOAD, headers={"content-type": "application/json"})
+            r = await client.post(
+                url, content=PAYLOAD, headers={"content-type": "application/json"}
+            )
             await r.aread()
 
         await _drive(one, 50, c)
@@ -85,7 +89,9 @@ async def run_aiohttp(url: str, n: int, c: int) -> float:
     async with aiohttp.ClientSession(connector=conn, auto_decompress=False) as session:
 
         async def one() -> None:
-            async with session.post(url, data=PAYLOAD, headers={"content-type": "application/json"}) as r:
+            async with session.post(
+                url, data=PAYLOAD, headers={"content-type": "application/json"}
+            ) as r:
                 await r.read()
 
         await _drive(one, 50, c)
@@ -123,9 +129,16 @@ def main() -> None:
         base = statistics.median(results["httpx"])
         for name, vals in results.items():
             med = statistics.median(vals)
-            print(json.dumps({"client": name, "concurrency": args.concurrency,
-                              "cpu_us_per_request": round(med * 1e6, 1),
-                              "ratio_to_httpx": round(med / base, 3)}))
+            print(
+                json.dumps(
+                    {
+                        "client": name,
+                        "concurrency": args.concurrency,
+                        "cpu_us_per_request": round(med * 1e6, 1),
+                        "ratio_to_httpx": round(med / base, 3),
+                    }
+                )
+            )
     finally:
         server.terminate()
         server.wait()

@@ -30,11 +30,14 @@ class GatewayApp:
 
     def __init__(self, control: FastAPI) -> None:
         self.control = control
+        self.running: Services | None = None
 
     @property
     def services(self) -> Services:
-        services: Services = self.control.state.services
-        return services
+        """The running services (set by the lifespan while the app runs)."""
+        if self.running is None:
+            raise RuntimeError("the gateway's services are not running")
+        return self.running
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] in ROUTES:
@@ -68,16 +71,18 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = await Services.start(settings, registry=registry, clock=clock)
-        app.state.services = services
+        app.state.services = gateway.running = services
         try:
             yield
         finally:
+            gateway.running = None
             await services.stop()
 
     control = FastAPI(title="Tidegate", lifespan=lifespan, docs_url=None, redoc_url=None)
     _add_control_routes(control)
     _add_error_handlers(control)
-    return GatewayApp(control)
+    gateway = GatewayApp(control)
+    return gateway
 
 
 def _services(request: Request) -> Services:

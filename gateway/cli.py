@@ -54,6 +54,8 @@ def serve(settings: GatewaySettings) -> None:
         http="httptools",
         log_level=settings.server.log_level,
         access_log=False,
+        proxy_headers=False,
+        server_header=False,
         timeout_graceful_shutdown=30,
     )
 

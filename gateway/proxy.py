@@ -169,7 +169,7 @@ class Proxy:
         return body
 
     def _check_model(self, model: str) -> None:
-        if model in self._settings.models or model in self._pool.snapshot.known_models():
+        if model in self._settings.models or model in self._pool.snapshot.known_models:
             return
         raise ModelNotFound(f"The model `{model}` does not exist.", param="model")
 

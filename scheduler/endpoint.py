@@ -48,16 +48,18 @@ class PoolSnapshot:
     """All endpoints at one moment, keyed by URL, in discovery order."""
 
     endpoints: tuple[Endpoint, ...] = ()
+    known_models: frozenset[str] = field(init=False)
+    """Models served by any endpoint, healthy or not (a down worker's model is 503, not 404)."""
+
+    def __post_init__(self) -> None:
+        models = frozenset().union(*(e.models for e in self.endpoints))
+        object.__setattr__(self, "known_models", models)
 
     def by_url(self, url: str) -> Endpoint | None:
         for endpoint in self.endpoints:
             if endpoint.url == url:
                 return endpoint
         return None
-
-    def known_models(self) -> frozenset[str]:
-        """Models served by any endpoint, healthy or not."""
-        return frozenset().union(*(e.models for e in self.endpoints))
 
     def serving(self, now: float, max_age_s: float) -> tuple[Endpoint, ...]:
         """Endpoints that are healthy with fresh data."""

@@ -21,6 +21,8 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 @dataclass
 class LocalWorker:
+    """A local server process (a worker, or a gateway) and its base URL."""
+
     url: str
     process: subprocess.Popen[bytes]
 
@@ -54,24 +56,26 @@ def start_sim_worker(
     return LocalWorker(f"http://{host}:{port}", subprocess.Popen(command))
 
 
-def wait_healthy(workers: Sequence[LocalWorker], timeout_s: float = 60.0) -> None:
-    """Poll each worker's ``/health`` until it answers 200; fail fast if one exits."""
+def wait_healthy(
+    workers: Sequence[LocalWorker], timeout_s: float = 60.0, path: str = "/health"
+) -> None:
+    """Poll each process's ``path`` until it answers 200; fail fast if one exits."""
     deadline = time.monotonic() + timeout_s
     pending = list(workers)
     while pending:
         worker = pending[0]
         code = worker.process.poll()
         if code is not None:
-            raise RuntimeError(f"worker {worker.url} exited with code {code} before it was ready")
+            raise RuntimeError(f"{worker.url} exited with code {code} before it was ready")
         with (
             contextlib.suppress(urllib.error.URLError, OSError),
-            urllib.request.urlopen(worker.url + "/health", timeout=1) as response,
+            urllib.request.urlopen(worker.url + path, timeout=1) as response,
         ):
             if response.status == 200:
                 pending.pop(0)
                 continue
         if time.monotonic() > deadline:
-            raise TimeoutError(f"worker {worker.url} not healthy after {timeout_s:g}s")
+            raise TimeoutError(f"{worker.url}{path} not ready after {timeout_s:g}s")
         time.sleep(0.05)
 
 

@@ -58,8 +58,13 @@ def event(obj) -> bytes:
 
 TOKEN = event({"id": "c", "choices": [{"index": 0, "delta": {"content": "a"}}]})
 LAST = event({"id": "c", "choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]})
-USAGE = event({"id": "c", "choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 2,
-                                                   "total_tokens": 9}})
+USAGE = event(
+    {
+        "id": "c",
+        "choices": [],
+        "usage": {"prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 9},
+    }
+)
 DONE = b"data: [DONE]\n\n"
 WORKER_STREAM = TOKEN + LAST + USAGE + DONE
 

@@ -3,7 +3,9 @@ from scheduler.pool import EndpointPool, ProbeResult
 
 
 def probe(models=("m",), waiting=0.0):
-    return ProbeResult(models=frozenset(models), stats={m: EngineStats(waiting=waiting) for m in models})
+    return ProbeResult(
+        models=frozenset(models), stats={m: EngineStats(waiting=waiting) for m in models}
+    )
 
 
 def test_new_endpoints_start_unhealthy_until_probed():

@@ -2,14 +2,20 @@ import random
 
 import pytest
 
-from scheduler.endpoint import EngineStats, Endpoint, PoolSnapshot
+from scheduler.endpoint import Endpoint, EngineStats, PoolSnapshot
 from scheduler.routing import NoEndpointAvailable, choose_least_queue
 
 NOW = 100.0
 
 
-def ep(url: str, waiting: float = 0, *, healthy: bool = True, age: float | None = 0.5,
-       models: tuple[str, ...] = ("m",)) -> Endpoint:
+def ep(
+    url: str,
+    waiting: float = 0,
+    *,
+    healthy: bool = True,
+    age: float | None = 0.5,
+    models: tuple[str, ...] = ("m",),
+) -> Endpoint:
     return Endpoint(
         url=url,
         healthy=healthy,
@@ -21,8 +27,13 @@ def ep(url: str, waiting: float = 0, *, healthy: bool = True, age: float | None 
 
 def choose(endpoints, in_flight=None, model="m", exclude=(), seed=0):
     return choose_least_queue(
-        PoolSnapshot(tuple(endpoints)), in_flight or {}, model,
-        now=NOW, max_age_s=5.0, rng=random.Random(seed), exclude=exclude,
+        PoolSnapshot(tuple(endpoints)),
+        in_flight or {},
+        model,
+        now=NOW,
+        max_age_s=5.0,
+        rng=random.Random(seed),
+        exclude=exclude,
     )
 
 
