@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from gateway.errors import InvalidRequest
+from scheduler.request import CHARS_PER_TOKEN, RoutingRequest, prefix_blocks
 
 ROUTES = {
     "/v1/chat/completions": "chat",
@@ -28,30 +29,72 @@ class ProxyRequest:
     """What to send upstream: the client's bytes, unless usage had to be asked for."""
     usage_injected: bool
     """The gateway asked the worker for stream usage the client did not want to see."""
+    routing: RoutingRequest
 
 
-def inspect_request(raw: bytes) -> ProxyRequest:
+def inspect_request(
+    raw: bytes, *, block_chars: int = 256, session: str | None = None
+) -> ProxyRequest:
+    """Parse the body once; ``session`` is the session header, if the client sent one."""
+    payload = _parse(raw)
+    model = payload.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("You must provide a model parameter.", param="model")
+    stream = payload.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise InvalidRequest("'stream' must be a boolean.", param="stream")
+    text = prompt_text(payload)
+    user = payload.get("user")
+    routing = RoutingRequest(
+        model=model,
+        prefix_blocks=prefix_blocks(text, block_chars),
+        session=session or (user if isinstance(user, str) and user else None),
+        prompt_tokens=len(text) // CHARS_PER_TOKEN,
+    )
+    if not stream:
+        return ProxyRequest(model, False, raw, False, routing)
+    options = payload.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise InvalidRequest("'stream_options' must be an object.", param="stream_options")
+    if options and options.get("include_usage") is True:
+        return ProxyRequest(model, True, raw, False, routing)
+    payload["stream_options"] = {**(options or {}), "include_usage": True}
+    return ProxyRequest(model, True, orjson.dumps(payload), True, routing)
+
+
+def prompt_text(payload: dict[str, Any]) -> str:
+    """The prompt as text, for prefix hashing: chat messages in order, or the prompt/input."""
+    messages = payload.get("messages")
+    if isinstance(messages, list):
+        parts: list[str] = []
+        for message in messages:
+            if not isinstance(message, dict):
+                continue
+            parts.append(str(message.get("role", "")))
+            content = message.get("content")
+            if isinstance(content, str):
+                parts.append(content)
+            elif isinstance(content, list):
+                parts.extend(
+                    p["text"]
+                    for p in content
+                    if isinstance(p, dict) and isinstance(p.get("text"), str)
+                )
+        return "\n".join(parts)
+    prompt = payload.get("prompt", payload.get("input"))
+    if isinstance(prompt, list) and prompt:
+        prompt = prompt[0]
+    return prompt if isinstance(prompt, str) else ""
+
+
+def _parse(raw: bytes) -> dict[str, Any]:
     try:
         payload = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"The request body is not valid JSON: {exc}") from None
     if not isinstance(payload, dict):
         raise InvalidRequest("The request body must be a JSON object.")
-    model = payload.get("model")
-    if not isinstance(model, str) or not model:
-        raise InvalidRequest("You must provide a model parameter.", param="model")
-    stream = payload.get("stream")
-    if stream is None or stream is False:
-        return ProxyRequest(model, False, raw, False)
-    if stream is not True:
-        raise InvalidRequest("'stream' must be a boolean.", param="stream")
-    options = payload.get("stream_options")
-    if options is not None and not isinstance(options, dict):
-        raise InvalidRequest("'stream_options' must be an object.", param="stream_options")
-    if options and options.get("include_usage") is True:
-        return ProxyRequest(model, True, raw, False)
-    payload["stream_options"] = {**(options or {}), "include_usage": True}
-    return ProxyRequest(model, True, orjson.dumps(payload), True)
+    return payload
 
 
 @dataclass(frozen=True, slots=True)

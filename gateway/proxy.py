@@ -31,13 +31,14 @@ from gateway.errors import (
 from gateway.metrics import GatewayMetrics
 from gateway.protocol import ROUTES, ProxyRequest, SseTap, inspect_request, usage_of_body
 from gateway.settings import GatewaySettings
+from scheduler.framework import NoEndpointAvailable, Router, RoutingContext
 from scheduler.pool import EndpointPool
-from scheduler.routing import NoEndpointAvailable, choose_least_queue
 
 log = logging.getLogger(__name__)
 
 
 CLIENT_CLOSED = 499
+SESSION_HEADER = b"x-session-id"
 _HOP_BY_HOP = frozenset(
     {b"connection", b"keep-alive", b"transfer-encoding", b"content-length", b"date", b"server"}
 )
@@ -105,6 +106,7 @@ class Proxy:
         *,
         settings: GatewaySettings,
         pool: EndpointPool,
+        router: Router,
         session: aiohttp.ClientSession,
         metrics: GatewayMetrics,
         clock: Callable[[], float],
@@ -112,6 +114,7 @@ class Proxy:
     ) -> None:
         self._settings = settings
         self._pool = pool
+        self._router = router
         self._session = session
         self._metrics = metrics
         self._clock = clock
@@ -127,7 +130,11 @@ class Proxy:
         client = _Client(send)
         model, status = "", 500
         try:
-            request = inspect_request(await self._read_body(scope, receive))
+            request = inspect_request(
+                await self._read_body(scope, receive),
+                block_chars=self._settings.scheduler.block_chars,
+                session=_header(scope, SESSION_HEADER),
+            )
             self._check_model(request.model)
             model = request.model
             status = await self._serve_watching_disconnect(scope, receive, client, request, started)
@@ -211,16 +218,16 @@ class Proxy:
         tried: list[str] = []
         last_answer: _Answer | None = None
         for _ in range(self._settings.retries.max_attempts):
+            context = RoutingContext(
+                request=request.routing,
+                snapshot=self._pool.snapshot,
+                in_flight=self._pool.in_flight,
+                now=self._clock(),
+                max_age_s=self._settings.discovery.stale_after_s,
+                exclude=tried,
+            )
             try:
-                decision = choose_least_queue(
-                    self._pool.snapshot,
-                    self._pool.in_flight,
-                    request.model,
-                    now=self._clock(),
-                    max_age_s=self._settings.discovery.stale_after_s,
-                    rng=self._rng,
-                    exclude=tried,
-                )
+                decision = self._router.route(context, self._rng)
             except NoEndpointAvailable:
                 break
             url = decision.endpoint.url
@@ -352,6 +359,13 @@ class Proxy:
     def _account_usage(self, model: str, usage: Any) -> None:
         if usage is not None:
             self._metrics.usage(model, usage.prompt_tokens, usage.completion_tokens)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
 
 
 def _forwarded_headers(response: aiohttp.ClientResponse) -> list[tuple[bytes, bytes]]:

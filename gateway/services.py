@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from gateway.metrics import GatewayMetrics
 from gateway.proxy import Proxy
 from gateway.settings import GatewaySettings
+from scheduler.config import build_router
 from scheduler.pool import EndpointPool
 from scheduler.probe import Prober, cancel_and_wait
 
@@ -60,6 +61,7 @@ class Services:
         proxy = Proxy(
             settings=settings,
             pool=pool,
+            router=build_router(settings.scheduler),
             session=session,
             metrics=metrics,
             clock=clock,

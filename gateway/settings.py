@@ -20,6 +20,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from scheduler.config import SchedulerSettings
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -82,6 +84,7 @@ class GatewaySettings(BaseSettings):
     discovery: DiscoverySettings = DiscoverySettings()
     timeouts: TimeoutSettings = TimeoutSettings()
     retries: RetrySettings = RetrySettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
     models: tuple[str, ...] = Field(
         (), description="models the gateway is meant to serve; empty means whatever workers offer"
     )

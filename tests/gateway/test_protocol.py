@@ -109,3 +109,46 @@ def test_usage_of_body():
     assert usage_of_body(b'{"usage": {"prompt_tokens": 3}}') == Usage(3, 0)  # embeddings
     assert usage_of_body(b'{"id": 1}') is None
     assert usage_of_body(b'{"usage": broken') is None
+
+
+def test_routing_request_carries_prompt_blocks_and_session():
+    messages = [{"role": "system", "content": "s" * 600}, {"role": "user", "content": "hi"}]
+    a = inspect_request(
+        orjson.dumps({"model": "m", "messages": messages, "user": "u1"}), block_chars=256
+    )
+    b = inspect_request(
+        orjson.dumps(
+            {"model": "m", "messages": [*messages[:1], {"role": "user", "content": "other"}]}
+        ),
+        block_chars=256,
+        session="hdr",
+    )
+    assert len(a.routing.prefix_blocks) == 2 and a.routing.prefix_blocks == b.routing.prefix_blocks
+    assert a.routing.session == "u1" and b.routing.session == "hdr"
+    assert a.routing.prompt_tokens > 150
+
+
+@pytest.mark.parametrize(
+    ("payload", "text"),
+    [
+        ({"prompt": "abc"}, "abc"),
+        ({"prompt": ["abc", "def"]}, "abc"),
+        ({"input": "emb"}, "emb"),
+        ({"prompt": [1, 2, 3]}, ""),
+        (
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [{"type": "text", "text": "x"}, {"type": "image_url"}],
+                    }
+                ]
+            },
+            "user\nx",
+        ),
+    ],
+)
+def test_prompt_text(payload, text):
+    from gateway.protocol import prompt_text
+
+    assert prompt_text(payload) == text

@@ -58,8 +58,9 @@ def test_up_serves_then_stops_everything_on_ctrl_c():
 def test_gateway_command_serves_in_front_of_given_workers():
     port = free_port()
     with sim_workers(1) as workers:
-        gateway = tidegate("gateway", "--port", str(port), "--workers", workers[0].url,
-                           stderr=subprocess.PIPE)
+        gateway = tidegate(
+            "gateway", "--port", str(port), "--workers", workers[0].url, stderr=subprocess.PIPE
+        )
         try:
             base = f"http://127.0.0.1:{port}"
             wait_healthy([LocalWorker(base, gateway)], timeout_s=30, path="/readyz")

@@ -1,40 +1,22 @@
+"""The framework with the default ``least-queue`` profile: fewest waiting + in-flight."""
+
 import random
 
 import pytest
 
-from scheduler.endpoint import Endpoint, EngineStats, PoolSnapshot
-from scheduler.routing import NoEndpointAvailable, choose_least_queue
+from scheduler.config import SchedulerSettings, build_router
+from scheduler.framework import NoEndpointAvailable
+from tests.scheduler.support import ctx, ep
 
-NOW = 100.0
-
-
-def ep(
-    url: str,
-    waiting: float = 0,
-    *,
-    healthy: bool = True,
-    age: float | None = 0.5,
-    models: tuple[str, ...] = ("m",),
-) -> Endpoint:
-    return Endpoint(
-        url=url,
-        healthy=healthy,
-        scraped_at=None if age is None else NOW - age,
-        models=frozenset(models),
-        stats={m: EngineStats(waiting=waiting) for m in models},
-    )
+ROUTER = build_router(SchedulerSettings())
 
 
-def choose(endpoints, in_flight=None, model="m", exclude=(), seed=0):
-    return choose_least_queue(
-        PoolSnapshot(tuple(endpoints)),
-        in_flight or {},
-        model,
-        now=NOW,
-        max_age_s=5.0,
-        rng=random.Random(seed),
-        exclude=exclude,
-    )
+def choose(endpoints, in_flight=None, exclude=(), seed=0):
+    return ROUTER.route(ctx(endpoints, in_flight, exclude=exclude), random.Random(seed))
+
+
+def test_default_profile_is_least_queue():
+    assert ROUTER.default == "least-queue"
 
 
 @pytest.mark.parametrize(

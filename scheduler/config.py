@@ -1,0 +1,218 @@
+"""Typed routing configuration, checked when loaded, and the one place plugins are built.
+
+Plugins are declared once by name (a discriminated union on ``type``) and profiles refer to
+them by name; a misspelt name, or a scorer used as a filter, fails at start-up with the
+profile and the name in the message.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from scheduler.framework import Filter, Observer, Picker, Profile, Router, Scorer, WeightedScorer
+from scheduler.plugins.affinity import PrefixIndexScorer, RendezvousScorer
+from scheduler.plugins.load import (
+    InFlightScorer,
+    KvCacheScorer,
+    LoadCeilingFilter,
+    QueueDepthScorer,
+)
+from scheduler.plugins.pickers import MaxScorePicker, PowerOfTwoPicker, WeightedRandomPicker
+
+Role = Literal["filter", "scorer", "picker"]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    role: ClassVar[Role]
+    observes: ClassVar[bool] = False
+
+    def build(self) -> Any:
+        raise NotImplementedError
+
+
+class LoadCeilingFilterSpec(_Spec):
+    role: ClassVar[Role] = "filter"
+    type: Literal["load-ceiling-filter"]
+    factor: float = Field(1.25, gt=1.0, description="ceiling as a multiple of the mean load")
+    slack: float = Field(1.0, ge=0.0, description="requests allowed over the ceiling")
+
+    def build(self) -> Filter:
+        return LoadCeilingFilter(factor=self.factor, slack=self.slack)
+
+
+class QueueDepthScorerSpec(_Spec):
+    role: ClassVar[Role] = "scorer"
+    type: Literal["queue-depth-scorer"]
+
+    def build(self) -> Scorer:
+        return QueueDepthScorer()
+
+
+class InFlightScorerSpec(_Spec):
+    role: ClassVar[Role] = "scorer"
+    type: Literal["in-flight-scorer"]
+
+    def build(self) -> Scorer:
+        return InFlightScorer()
+
+
+class KvCacheScorerSpec(_Spec):
+    role: ClassVar[Role] = "scorer"
+    type: Literal["kv-cache-scorer"]
+
+    def build(self) -> Scorer:
+        return KvCacheScorer()
+
+
+class PrefixIndexScorerSpec(_Spec):
+    role: ClassVar[Role] = "scorer"
+    observes: ClassVar[bool] = True
+    type: Literal["prefix-index-scorer"]
+    capacity: int = Field(50_000, ge=1, description="prefix blocks remembered per endpoint")
+
+    def build(self) -> PrefixIndexScorer:
+        return PrefixIndexScorer(capacity=self.capacity)
+
+
+class RendezvousScorerSpec(_Spec):
+    role: ClassVar[Role] = "scorer"
+    type: Literal["rendezvous-scorer"]
+    key: Literal["prefix", "session"] = "prefix"
+    group_blocks: int = Field(4, ge=1, description="prefix blocks that name a prefix group")
+
+    def build(self) -> Scorer:
+        return RendezvousScorer(key=self.key, group_blocks=self.group_blocks)
+
+
+class MaxScorePickerSpec(_Spec):
+    role: ClassVar[Role] = "picker"
+    type: Literal["max-score-picker"]
+
+    def build(self) -> Picker:
+        return MaxScorePicker()
+
+
+class WeightedRandomPickerSpec(_Spec):
+    role: ClassVar[Role] = "picker"
+    type: Literal["weighted-random-picker"]
+
+    def build(self) -> Picker:
+        return WeightedRandomPicker()
+
+
+class PowerOfTwoPickerSpec(_Spec):
+    role: ClassVar[Role] = "picker"
+    type: Literal["power-of-two-picker"]
+
+    def build(self) -> Picker:
+        return PowerOfTwoPicker()
+
+
+PluginSpec = Annotated[
+    LoadCeilingFilterSpec
+    | QueueDepthScorerSpec
+    | InFlightScorerSpec
+    | KvCacheScorerSpec
+    | PrefixIndexScorerSpec
+    | RendezvousScorerSpec
+    | MaxScorePickerSpec
+    | WeightedRandomPickerSpec
+    | PowerOfTwoPickerSpec,
+    Field(discriminator="type"),
+]
+
+
+class ScorerRef(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    plugin: str
+    weight: float = Field(1.0, ge=0.0)
+
+
+class ProfileSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    filters: tuple[str, ...] = ()
+    scorers: tuple[ScorerRef, ...] = ()
+    picker: str = "max-score"
+
+
+def _default_plugins() -> dict[str, PluginSpec]:
+    return {
+        "queue": QueueDepthScorerSpec(type="queue-depth-scorer"),
+        "kv-cache": KvCacheScorerSpec(type="kv-cache-scorer"),
+        "in-flight": InFlightScorerSpec(type="in-flight-scorer"),
+        "prefix": RendezvousScorerSpec(type="rendezvous-scorer", key="prefix"),
+        "session": RendezvousScorerSpec(type="rendezvous-scorer", key="session"),
+        "bounded-load": LoadCeilingFilterSpec(type="load-ceiling-filter"),
+        "max-score": MaxScorePickerSpec(type="max-score-picker"),
+    }
+
+
+def _default_profiles() -> dict[str, ProfileSpec]:
+    return {
+        "least-queue": ProfileSpec(scorers=(ScorerRef(plugin="queue"),)),
+        "affinity": ProfileSpec(
+            filters=("bounded-load",),
+            scorers=(
+                ScorerRef(plugin="prefix", weight=2.0),
+                ScorerRef(plugin="session", weight=2.0),
+                ScorerRef(plugin="queue", weight=1.0),
+                ScorerRef(plugin="kv-cache", weight=1.0),
+            ),
+        ),
+    }
+
+
+class SchedulerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    block_chars: int = Field(256, ge=16, description="prompt characters per prefix block")
+    plugins: dict[str, PluginSpec] = Field(default_factory=_default_plugins)
+    profiles: dict[str, ProfileSpec] = Field(default_factory=_default_profiles)
+    default_profile: str = "least-queue"
+
+    @model_validator(mode="after")
+    def _check_references(self) -> SchedulerSettings:
+        problems = []
+        if self.default_profile not in self.profiles:
+            problems.append(
+                f"default_profile {self.default_profile!r} is not a profile "
+                f"(have: {', '.join(sorted(self.profiles))})"
+            )
+        for name, profile in self.profiles.items():
+            uses = [(f, "filter") for f in profile.filters]
+            uses += [(s.plugin, "scorer") for s in profile.scorers]
+            uses.append((profile.picker, "picker"))
+            for plugin, role in uses:
+                spec = self.plugins.get(plugin)
+                if spec is None:
+                    problems.append(f"profile {name!r} uses unknown plugin {plugin!r}")
+                elif spec.role != role:
+                    problems.append(
+                        f"profile {name!r} uses {plugin!r} ({spec.type}, a {spec.role}) as a {role}"
+                    )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+def build_router(settings: SchedulerSettings) -> Router:
+    """Build every plugin once (profiles share them, so a prefix index is shared too)."""
+    # Roles were checked at load, so each name is used only where its role fits.
+    built: dict[str, Any] = {name: spec.build() for name, spec in settings.plugins.items()}
+    profiles = {}
+    for name, spec in settings.profiles.items():
+        scorers = tuple(WeightedScorer(r.plugin, built[r.plugin], r.weight) for r in spec.scorers)
+        observers: tuple[Observer, ...] = tuple(
+            built[r.plugin] for r in spec.scorers if settings.plugins[r.plugin].observes
+        )
+        profiles[name] = Profile(
+            name=name,
+            filters=tuple(built[f] for f in spec.filters),
+            scorers=scorers,
+            picker=built[spec.picker],
+            observers=observers,
+        )
+    return Router(profiles=profiles, default=settings.default_profile)

@@ -1,0 +1,1 @@
+"""Routing plugins: filters, scorers and pickers, each small and separately tested."""

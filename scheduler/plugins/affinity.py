@@ -1,0 +1,100 @@
+"""Affinity plugins: send related requests where their KV cache already is.
+
+- :class:`PrefixIndexScorer` remembers, per endpoint, the prefix blocks this gateway sent
+  there (LRU-bounded) and scores the share of a prompt's blocks an endpoint likely caches.
+- :class:`RendezvousScorer` places a key (a prompt's prefix group, or a session) on one
+  endpoint by rendezvous hashing. Every gateway replica computes the same placement from
+  the same endpoint list, with no shared state, so affinity survives scaling the gateway
+  out. Paired with :class:`~scheduler.plugins.load.LoadCeilingFilter` this is consistent
+  hashing with bounded loads: an over-loaded home is filtered out and the key's next
+  endpoint in rendezvous order (the same for every replica) takes it.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from scheduler.endpoint import Endpoint
+from scheduler.framework import RoutingContext
+
+
+@dataclass
+class PrefixIndexScorer:
+    """Approximate per-endpoint prefix index; memory bounded to ``capacity`` blocks each."""
+
+    capacity: int = 50_000
+    _index: dict[str, OrderedDict[int, None]] = field(default_factory=dict)
+
+    def score(self, ctx: RoutingContext, candidates: Sequence[Endpoint]) -> Sequence[float]:
+        blocks = ctx.request.prefix_blocks
+        if not blocks:
+            return [0.0] * len(candidates)
+        scores = []
+        for endpoint in candidates:
+            cached = self._index.get(endpoint.url)
+            matched = 0
+            if cached:
+                for block in blocks:
+                    if block not in cached:
+                        break
+                    matched += 1
+            scores.append(matched / len(blocks))
+        return scores
+
+    def observe(self, ctx: RoutingContext, chosen: Endpoint) -> None:
+        blocks = ctx.request.prefix_blocks
+        if not blocks:
+            return
+        cached = self._index.setdefault(chosen.url, OrderedDict())
+        for block in blocks:
+            cached[block] = None
+            cached.move_to_end(block)
+        while len(cached) > self.capacity:
+            cached.popitem(last=False)
+
+    def blocks_held(self, url: str) -> int:
+        return len(self._index.get(url, ()))
+
+
+@dataclass
+class RendezvousScorer:
+    """Scores 1 for the key's home among the candidates (highest rendezvous hash), else 0.
+
+    ``key="prefix"`` uses the hash of the prompt's first ``group_blocks`` blocks (the
+    block hash at that depth names the whole prefix up to it), so a conversation's turns
+    and requests sharing a long system prompt meet on one worker. ``key="session"`` uses
+    the request's session key. Requests without a key score 0 everywhere.
+    """
+
+    key: Literal["prefix", "session"] = "prefix"
+    group_blocks: int = 4
+    _url_bytes: dict[str, bytes] = field(default_factory=dict)
+
+    def score(self, ctx: RoutingContext, candidates: Sequence[Endpoint]) -> Sequence[float]:
+        key = self._key(ctx)
+        scores = [0.0] * len(candidates)
+        if key is None:
+            return scores
+        best, best_index = -1, -1
+        for i, endpoint in enumerate(candidates):
+            encoded = self._url_bytes.get(endpoint.url)
+            if encoded is None:
+                encoded = self._url_bytes[endpoint.url] = endpoint.url.encode()
+            weight = zlib.crc32(encoded, key)
+            if weight > best:
+                best, best_index = weight, i
+        scores[best_index] = 1.0
+        return scores
+
+    def _key(self, ctx: RoutingContext) -> int | None:
+        if self.key == "session":
+            session = ctx.request.session
+            return zlib.crc32(session.encode()) if session else None
+        blocks = ctx.request.prefix_blocks
+        if not blocks:
+            return None
+        return blocks[min(len(blocks), self.group_blocks) - 1]
