@@ -93,6 +93,18 @@ class GatewayMetrics:
             buckets=_DEPTH_BUCKETS,
             registry=registry,
         )
+        self._shed = Counter(
+            "tidegate_admission_shed",
+            "Requests shed by admission control, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self._queue_wait = Histogram(
+            "tidegate_admission_wait_seconds",
+            "Time requests were held by admission control.",
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
         registry.register(_InFlightCollector(pool))
         self._children: dict[tuple[object, ...], Counter | Histogram] = {}
 
@@ -121,6 +133,12 @@ class GatewayMetrics:
 
     def attempt(self, endpoint: str, outcome: str) -> None:
         self._child(self._attempts, endpoint, outcome).inc()
+
+    def shed(self, reason: str) -> None:
+        self._child(self._shed, reason).inc()
+
+    def queue_wait(self, seconds: float) -> None:
+        self._queue_wait.observe(seconds)
 
     def routed(self, queue_depth: float) -> None:
         self._queue_depth.observe(queue_depth)

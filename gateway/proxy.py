@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 from starlette.types import Receive, Scope, Send
 
+from gateway.admission import AdmissionGate
 from gateway.errors import (
     GatewayError,
     InvalidRequest,
@@ -107,6 +108,7 @@ class Proxy:
         settings: GatewaySettings,
         pool: EndpointPool,
         router: Router,
+        gate: AdmissionGate,
         session: aiohttp.ClientSession,
         metrics: GatewayMetrics,
         clock: Callable[[], float],
@@ -115,6 +117,10 @@ class Proxy:
         self._settings = settings
         self._pool = pool
         self._router = router
+        self._gate = gate
+        admission = settings.admission
+        self._priority_header = admission.priority_header.lower().encode()
+        self._tenant_header = admission.tenant_header.lower().encode()
         self._session = session
         self._metrics = metrics
         self._clock = clock
@@ -137,7 +143,10 @@ class Proxy:
             )
             self._check_model(request.model)
             model = request.model
-            status = await self._serve_watching_disconnect(scope, receive, client, request, started)
+            ticket = self._admission_ticket(scope)
+            status = await self._serve_watching_disconnect(
+                scope, receive, client, request, ticket, started
+            )
         except _ClientGone:
             status = CLIENT_CLOSED
         except GatewayError as err:
@@ -175,6 +184,18 @@ class Proxy:
             raise InvalidRequest("The request body is empty; expected a JSON object.")
         return body
 
+    def _admission_ticket(self, scope: Scope) -> tuple[int, str]:
+        """(priority, tenant) from the request's headers."""
+        admission = self._settings.admission
+        name = _header(scope, self._priority_header) or admission.default_priority
+        priority = admission.priorities.get(name)
+        if priority is None:
+            known = ", ".join(sorted(admission.priorities))
+            raise InvalidRequest(
+                f"Unknown priority {name!r}; use one of: {known}.", param=admission.priority_header
+            )
+        return priority, _header(scope, self._tenant_header) or ""
+
     def _check_model(self, model: str) -> None:
         if model in self._settings.models or model in self._pool.snapshot.known_models:
             return
@@ -182,7 +203,13 @@ class Proxy:
 
     # -- dispatch ----------------------------------------------------------------------------
     async def _serve_watching_disconnect(
-        self, scope: Scope, receive: Receive, client: _Client, request: ProxyRequest, started: float
+        self,
+        scope: Scope,
+        receive: Receive,
+        client: _Client,
+        request: ProxyRequest,
+        ticket: tuple[int, str],
+        started: float,
     ) -> int:
         """Serve, cancelling everything the moment the client disconnects."""
         task = asyncio.current_task()
@@ -198,7 +225,11 @@ class Proxy:
 
         watcher = asyncio.ensure_future(watch())
         try:
-            return await self._dispatch(scope["path"], client, request, started, state)
+            await self._gate.enter(request.model, *ticket)
+            try:
+                return await self._dispatch(scope["path"], client, request, started, state)
+            finally:
+                self._gate.completed(request.model)
         except asyncio.CancelledError:
             if not state["disconnected"]:
                 raise

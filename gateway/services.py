@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import aiohttp
 from prometheus_client import CollectorRegistry
 
+from gateway.admission import AdmissionGate
 from gateway.metrics import GatewayMetrics
 from gateway.proxy import Proxy
 from gateway.settings import GatewaySettings
@@ -27,6 +28,7 @@ class Services:
     metrics: GatewayMetrics
     session: aiohttp.ClientSession
     prober: Prober
+    gate: AdmissionGate
     proxy: Proxy
     clock: Callable[[], float]
     _probe_task: asyncio.Task[None] | None = None
@@ -50,6 +52,7 @@ class Services:
             skip_auto_headers=("User-Agent",),
         )
         discovery = settings.discovery
+        gate = AdmissionGate(settings, pool, metrics, clock)
         prober = Prober(
             pool,
             session,
@@ -57,17 +60,19 @@ class Services:
             timeout_s=discovery.probe_timeout_s,
             models_refresh_s=discovery.models_refresh_s,
             clock=clock,
+            on_round=gate.wake_all,
         )
         proxy = Proxy(
             settings=settings,
             pool=pool,
             router=build_router(settings.scheduler),
+            gate=gate,
             session=session,
             metrics=metrics,
             clock=clock,
             rng=random.Random(settings.seed),
         )
-        services = cls(settings, registry, pool, metrics, session, prober, proxy, clock)
+        services = cls(settings, registry, pool, metrics, session, prober, gate, proxy, clock)
         await prober.probe_all()
         services._probe_task = asyncio.create_task(prober.run(), name="tidegate-prober")
         return services

@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -69,6 +76,32 @@ class RetrySettings(_Section):
     retry_after_s: int = Field(1, ge=0, description="Retry-After sent with 503s")
 
 
+class AdmissionSettings(_Section):
+    enabled: bool = True
+    queue_threshold: float = Field(8.0, gt=0, description="waiting requests that fill a worker")
+    kv_threshold: float = Field(0.95, gt=0, le=1, description="KV-cache use that fills a worker")
+    max_running_per_worker: int | None = Field(
+        None, ge=1, description="a worker's max_num_seqs, if known (counts our unseen queueing)"
+    )
+    max_queue: int = Field(1000, ge=1, description="requests held per model, at most")
+    max_wait_s: float = Field(30.0, gt=0, description="longest a request is held")
+    ttft_slo_s: float = Field(10.0, gt=0, description="shed when the predicted wait exceeds it")
+    priority_header: str = "x-priority"
+    tenant_header: str = "x-tenant"
+    priorities: dict[str, int] = Field(
+        default_factory=lambda: {"critical": 2, "standard": 1, "sheddable": 0}
+    )
+    default_priority: str = "standard"
+    shed_at_or_below: int = Field(0, description="priorities shed at once when saturated")
+
+    @model_validator(mode="after")
+    def _default_priority_exists(self) -> AdmissionSettings:
+        if self.default_priority not in self.priorities:
+            known = ", ".join(sorted(self.priorities))
+            raise ValueError(f"default_priority {self.default_priority!r} is not one of {known}")
+        return self
+
+
 class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
@@ -85,6 +118,7 @@ class GatewaySettings(BaseSettings):
     timeouts: TimeoutSettings = TimeoutSettings()
     retries: RetrySettings = RetrySettings()
     scheduler: SchedulerSettings = SchedulerSettings()
+    admission: AdmissionSettings = AdmissionSettings()
     models: tuple[str, ...] = Field(
         (), description="models the gateway is meant to serve; empty means whatever workers offer"
     )

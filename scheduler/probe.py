@@ -36,8 +36,10 @@ class Prober:
         timeout_s: float,
         models_refresh_s: float,
         clock: Callable[[], float],
+        on_round: Callable[[], None] | None = None,
     ) -> None:
         self._pool = pool
+        self._on_round = on_round
         self._session = session
         self._interval_s = interval_s
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
@@ -51,6 +53,8 @@ class Prober:
         urls = [e.url for e in self._pool.snapshot.endpoints]
         await asyncio.gather(*(self.probe(url) for url in urls))
         self.rounds += 1
+        if self._on_round is not None:
+            self._on_round()
 
     async def run(self) -> None:
         """Probe forever, one round per interval (a slow worker does not delay the others)."""

@@ -139,6 +139,15 @@ def metric_value(page: str, name: str, labels: dict[str, str] | None = None) -> 
     return total
 
 
+async def until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    """Async twin of :func:`wait_until` for state owned by another thread's event loop."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s}s")
+        await asyncio.sleep(0.005)
+
+
 def wait_until(condition: Callable[[], bool], timeout_s: float, interval_s: float = 0.02) -> float:
     """Poll a condition another process owns (no event crosses the process boundary).
 

@@ -1,0 +1,100 @@
+import math
+
+import pytest
+
+from scheduler.admission import (
+    AdmissionQueue,
+    SaturationPolicy,
+    Ticket,
+    endpoint_saturation,
+    pool_saturation,
+)
+from scheduler.endpoint import PoolSnapshot
+from tests.scheduler.support import NOW, ep
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "in_flight", "policy", "expected"),
+    [
+        (ep("a", 0), 0, SaturationPolicy(), 0.0),
+        (ep("a", 4), 0, SaturationPolicy(queue_threshold=8), 0.5),
+        (ep("a", 8), 0, SaturationPolicy(queue_threshold=8), 1.0),
+        (ep("a", 0, kv=0.95), 0, SaturationPolicy(kv_threshold=0.95), 1.0),
+        (ep("a", 1, kv=0.5), 0, SaturationPolicy(queue_threshold=2, kv_threshold=1.0), 0.5),
+        (ep("a", 0), 10, SaturationPolicy(queue_threshold=4, max_running=8), 0.5),  # 2 unseen
+        (ep("a", 0), 10, SaturationPolicy(queue_threshold=4), 0.0),  # max_running unknown
+        (ep("a", 0, age=30), 0, SaturationPolicy(), math.inf),  # stale counts as full
+        (ep("a", 0, healthy=False), 0, SaturationPolicy(), math.inf),
+    ],
+)
+def test_endpoint_saturation(endpoint, in_flight, policy, expected):
+    assert endpoint_saturation(endpoint, "m", in_flight, NOW, 5.0, policy) == expected
+
+
+def test_pool_has_room_while_any_worker_does():
+    snapshot = PoolSnapshot((ep("a", 16), ep("b", 2), ep("c", 0, models=("other",))))
+    assert pool_saturation(snapshot, {}, "m", NOW, 5.0, SaturationPolicy()) == 0.25
+    assert pool_saturation(snapshot, {}, "x", NOW, 5.0, SaturationPolicy()) == math.inf
+
+
+def ticket(priority=1, tenant="t"):
+    return Ticket(priority=priority, tenant=tenant, arrived=0.0)
+
+
+def drain(queue):
+    out = []
+    while (t := queue.pop()) is not None:
+        out.append(t)
+    return out
+
+
+def test_priority_first_then_tenants_round_robin_then_fifo():
+    queue = AdmissionQueue(max_queue=100, ttft_slo_s=10)
+    a1, a2, a3 = ticket(tenant="a"), ticket(tenant="a"), ticket(tenant="a")
+    b1, b2 = ticket(tenant="b"), ticket(tenant="b")
+    crit, low = ticket(priority=2, tenant="a"), ticket(priority=0, tenant="c")
+    for t in (a1, a2, a3, low, b1, b2, crit):
+        assert queue.offer(t, 0.0) is None
+    assert drain(queue) == [crit, a1, b1, a2, b2, a3, low]
+    assert len(queue) == 0
+
+
+def test_a_busy_tenant_cannot_starve_a_quiet_one():
+    queue = AdmissionQueue(max_queue=1000, ttft_slo_s=10)
+    noisy = [ticket(tenant="noisy") for _ in range(100)]
+    for t in noisy:
+        queue.offer(t, 0.0)
+    quiet = ticket(tenant="quiet")
+    queue.offer(quiet, 0.0)
+    order = drain(queue)
+    assert order.index(quiet) <= 1
+
+
+def test_removed_tickets_are_gone_and_bounded_queue_sheds():
+    queue = AdmissionQueue(max_queue=2, ttft_slo_s=10)
+    first, second = ticket(), ticket()
+    queue.offer(first, 0.0)
+    queue.offer(second, 0.0)
+    shed = queue.offer(ticket(), 0.0)
+    assert shed is not None and shed.reason == "queue_full" and shed.retry_after_s >= 1
+    assert queue.remove(first) and not queue.remove(first)
+    assert drain(queue) == [second]
+
+
+def test_predicted_wait_beyond_the_slo_is_shed_at_once():
+    queue = AdmissionQueue(max_queue=1000, ttft_slo_s=2.0, min_rate_samples=5)
+    for i in range(50):  # the pool completes 10 requests a second
+        queue.completed(i * 0.1)
+    now = 5.0
+    admitted = sum(queue.offer(ticket(), now) is None for _ in range(40))
+    assert 18 <= admitted <= 21  # about 20 ahead = 2 s of wait at 10/s
+    shed = queue.offer(ticket(), now)
+    assert shed is not None and shed.reason == "predicted_wait"
+    # A higher priority only waits behind its own level and above.
+    assert queue.offer(ticket(priority=2), now) is None
+
+
+def test_no_prediction_until_the_rate_is_known():
+    queue = AdmissionQueue(max_queue=1000, ttft_slo_s=0.001, min_rate_samples=5)
+    queue.completed(0.0)
+    assert all(queue.offer(ticket(), 1.0) is None for _ in range(10))
