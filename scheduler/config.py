@@ -46,9 +46,10 @@ class LoadCeilingFilterSpec(_Spec):
 class QueueDepthScorerSpec(_Spec):
     role: ClassVar[Role] = "scorer"
     type: Literal["queue-depth-scorer"]
+    include_in_flight: bool = Field(True, description="add this gateway's in-flight count")
 
     def build(self) -> Scorer:
-        return QueueDepthScorer()
+        return QueueDepthScorer(include_in_flight=self.include_in_flight)
 
 
 class InFlightScorerSpec(_Spec):

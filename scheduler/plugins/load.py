@@ -38,10 +38,18 @@ class LoadCeilingFilter:
 
 @dataclass(frozen=True, slots=True)
 class QueueDepthScorer:
-    """Prefers fewer waiting + in-flight requests (the worker's queue plus ours)."""
+    """Prefers fewer waiting + in-flight requests (the worker's queue plus ours).
+
+    With ``include_in_flight=False`` it reads only the worker-reported waiting queue, as
+    scrape-only routers do (between scrapes every decision then sees the same numbers).
+    """
+
+    include_in_flight: bool = True
 
     def score(self, ctx: RoutingContext, candidates: Sequence[Endpoint]) -> Sequence[float]:
-        return _lower_is_better([ctx.load(e) for e in candidates])
+        if self.include_in_flight:
+            return _lower_is_better([ctx.load(e) for e in candidates])
+        return _lower_is_better([e.waiting(ctx.request.model) for e in candidates])
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ A, B, C = ep("a", 0), ep("b", 2), ep("c", 4)
         (QueueDepthScorer(), [A, B, C], {}, [1.0, 0.5, 0.0]),
         (QueueDepthScorer(), [A, B], {"a": 2}, [1.0, 1.0]),  # 0+2 == 2+0
         (QueueDepthScorer(), [ep("x", 3)], {}, [1.0]),
+        (QueueDepthScorer(include_in_flight=False), [A, B], {"a": 9}, [1.0, 0.0]),
         (InFlightScorer(), [A, B, C], {"a": 4, "b": 0, "c": 2}, [0.0, 1.0, 0.5]),
         (InFlightScorer(), [A, B], {}, [1.0, 1.0]),
         (KvCacheScorer(), [ep("a", kv=0.25), ep("b", kv=1.0)], {}, [0.75, 0.0]),

@@ -1,0 +1,1 @@
+"""Trace replay in virtual time: simulated workers behind the real scheduler code."""
