@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import orjson
+import uvicorn
 
 from workers.sim.server import SimApp, create_app
 from workers.sim.settings import SimSettings
@@ -49,3 +54,23 @@ def sse_payloads(body: str) -> list[Any]:
         data = event[len("data: ") :]
         payloads.append(data if data == "[DONE]" else orjson.loads(data))
     return payloads
+
+
+@contextlib.asynccontextmanager
+async def serving(app: SimApp) -> AsyncIterator[str]:
+    """Run ``app`` under uvicorn (httptools, as in production) on a free loopback port."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()  # connections queue in the backlog until the server accepts them
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app, http="httptools", ws="none", lifespan="on", log_level="warning", access_log=False
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()

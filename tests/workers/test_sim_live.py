@@ -11,39 +11,17 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import httpx
 import openai
 import pytest
-import uvicorn
 
-from tests.workers.sim_helpers import MODEL, make_app
+from tests.workers.sim_helpers import MODEL, make_app, serving
 from workers.sim.cli import main, parse_settings
 from workers.sim.engine import GenerationRequest
-from workers.sim.server import SimApp
 
 CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "Tell me a story."}]}
-
-
-@contextlib.asynccontextmanager
-async def serving(app: SimApp) -> AsyncIterator[str]:
-    """Run ``app`` under uvicorn (httptools, as in production) on a free loopback port."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen()  # connections queue in the backlog until the server accepts them
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app, http="httptools", ws="none", lifespan="on", log_level="warning", access_log=False
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
 
 
 async def eventually(condition: Callable[[], bool], within_s: float) -> None:
@@ -188,7 +166,8 @@ def test_cli_parses_every_flag() -> None:
     settings = parse_settings(
         shlex.split(
             "--port 9000 --model m --host 0.0.0.0 --ttft-ms 5 --token-delay-ms 2.5 "
-            "--max-num-seqs 8 --output-tokens 32 --max-model-len 4096 --embedding-dim 4"
+            "--max-num-seqs 8 --output-tokens 32 --max-model-len 4096 --embedding-dim 4 "
+            "--drain-grace-s 7"
         )
     )
     assert settings.model_dump() == {
@@ -201,4 +180,48 @@ def test_cli_parses_every_flag() -> None:
         "output_tokens": 32,
         "max_model_len": 4096,
         "embedding_dim": 4,
+        "profile": None,
+        "profile_file": None,
+        "max_num_batched_tokens": 8192,
+        "block_size": 16,
+        "num_gpu_blocks": None,
+        "gpu_memory_utilization": 0.9,
+        "enable_prefix_caching": True,
+        "drain_grace_s": 7.0,
     }
+
+
+def test_cli_parses_the_batching_model_flags() -> None:
+    settings = parse_settings(
+        shlex.split(
+            "--port 9000 --model m --profile llama3-8b-a100 --max-num-batched-tokens 512 "
+            "--block-size 32 --num-gpu-blocks-override 900 --gpu-memory-utilization 0.8 "
+            "--no-enable-prefix-caching"
+        )
+    )
+    config = settings.engine_config()
+    assert (settings.profile, config.max_num_batched_tokens, config.block_size) == (
+        "llama3-8b-a100",
+        512,
+        32,
+    )
+    assert (config.num_gpu_blocks, config.gpu_memory_utilization) == (900, 0.8)
+    assert config.enable_prefix_caching is False
+
+
+@pytest.mark.parametrize(
+    ("argv", "complaint"),
+    [
+        (["--profile", "llama3-8b-tpu"], "unknown profile 'llama3-8b-tpu'"),
+        (["--profile", "llama3-8b-h100", "--ttft-ms", "5"], "fixed-delay engine only"),
+        (["--profile", "llama3-8b-h100", "--num-gpu-blocks-override", "10"], "cannot hold"),
+        (["--profile", "cpu-tiny", "--profile-file", "/nonexistent.yaml"], "nonexistent"),
+    ],
+)
+def test_cli_rejects_bad_profiles(
+    argv: list[str], complaint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        parse_settings(["--port", "8001", "--model", "m", *argv])
+    assert exited.value.code == 2
+    assert complaint in capsys.readouterr().err

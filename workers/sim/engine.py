@@ -2,8 +2,8 @@
 
 The server turns a request into a ``GenerationRequest``, ``submit``s it and reads
 ``TokenChunk``s back from the returned ``GenerationStream``; it never decides *when* a
-token appears. That is the engine's job, so a timing model can be swapped (fixed delays
-today, a calibrated batching model later, in real or virtual time) without touching the
+token appears. That is the engine's job, so a timing model can be swapped (fixed delays,
+or the batching model of ``workers.sim.core`` driven in real time) without touching the
 protocol code. Engines report finished requests to an ``EngineObserver`` (metrics) and
 their instantaneous state as an ``EngineSnapshot``.
 """
@@ -25,6 +25,9 @@ class GenerationRequest:
     prompt_tokens: int
     max_tokens: int | None = None
     ignore_eos: bool = False
+    # Chained hashes of the prompt's full KV blocks (see ``workers.sim.prefix``), at the
+    # engine's ``prefix_block_size``; None when the engine does not model prefix caching.
+    block_hashes: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,12 +99,17 @@ class RequestRecord:
     first_token_at: float | None
     last_token_at: float | None
     finished_at: float
+    cached_prompt_tokens: int = 0  # prompt tokens served from the prefix cache
+    num_preemptions: int = 0
 
 
 class EngineObserver(Protocol):
-    """Told about each request exactly once, when it finishes for any reason."""
+    """Told about each request exactly once, when it finishes for any reason, and (by
+    engines that run in steps) about the number of tokens each step processed."""
 
     def request_finished(self, record: RequestRecord) -> None: ...
+
+    def step_finished(self, num_tokens: int) -> None: ...
 
 
 class GenerationStream(Protocol):
@@ -123,7 +131,14 @@ class GenerationStream(Protocol):
 
 
 class Engine(Protocol):
-    """Accepts requests and reports its state; timing is entirely its own business."""
+    """Accepts requests and reports its state; timing is entirely its own business.
+
+    ``prefix_block_size`` is the KV block size at which the engine wants
+    ``GenerationRequest.block_hashes``; None when it ignores prompt content.
+    """
+
+    @property
+    def prefix_block_size(self) -> int | None: ...
 
     def submit(self, request: GenerationRequest) -> GenerationStream:
         """Queue the request now (so counts are current on return) and return its stream."""

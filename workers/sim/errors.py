@@ -38,3 +38,15 @@ class ModelNotFoundError(SimRequestError):
 
     def __init__(self, model: str) -> None:
         super().__init__(f"The model `{model}` does not exist.", param="model")
+
+
+class ServiceUnavailableError(SimRequestError):
+    """The worker is draining: it finishes what it has and takes nothing new."""
+
+    status = 503
+    error_type = "ServiceUnavailableError"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The server is shutting down and accepts no new requests; retry on another worker."
+        )

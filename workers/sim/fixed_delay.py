@@ -103,6 +103,11 @@ class FixedDelayEngine:
     def config(self) -> FixedDelayConfig:
         return self._config
 
+    @property
+    def prefix_block_size(self) -> int | None:
+        """None: timing here never depends on what the prompt says."""
+        return None
+
     def submit(self, request: GenerationRequest) -> FixedDelayStream:
         cfg = self._config
         if not 0 < request.prompt_tokens < cfg.max_model_len:

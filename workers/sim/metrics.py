@@ -10,7 +10,7 @@ keeps per-request cost to a few bisects.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
@@ -36,6 +36,20 @@ REQUEST_LATENCY_BUCKETS = (
     0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0,
     50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0,
 )  # fmt: skip
+ITERATION_TOKENS_BUCKETS = (1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384)
+
+
+def one_two_five_buckets(max_value: int) -> tuple[int, ...]:
+    """1, 2, 5, 10, 20, 50, ... up to ``max_value``: vLLM's token-count buckets."""
+    buckets: list[int] = []
+    scale = 1
+    while True:
+        for mantissa in (1, 2, 5):
+            if mantissa * scale > max_value:
+                return tuple(buckets)
+            buckets.append(mantissa * scale)
+        scale *= 10
+
 
 FINISH_REASONS: tuple[FinishReason, ...] = ("stop", "length", "abort")
 
@@ -70,39 +84,67 @@ def _bucket_label(bound: float) -> str:
 
 
 class RequestStats:
-    """Per-request observations; implements ``EngineObserver``."""
+    """Per-request and per-step observations; implements ``EngineObserver``."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_model_len: int = 8192) -> None:
         self.ttft = BucketHistogram(TTFT_BUCKETS)
         self.inter_token = BucketHistogram(ITL_BUCKETS)
+        self.time_per_output_token = BucketHistogram(ITL_BUCKETS)
         self.e2e = BucketHistogram(REQUEST_LATENCY_BUCKETS)
         self.queue = BucketHistogram(REQUEST_LATENCY_BUCKETS)
+        self.prefill = BucketHistogram(REQUEST_LATENCY_BUCKETS)
+        self.decode = BucketHistogram(REQUEST_LATENCY_BUCKETS)
+        self.inference = BucketHistogram(REQUEST_LATENCY_BUCKETS)
+        self.prompt_tokens = BucketHistogram(one_two_five_buckets(max_model_len))
+        self.generation_tokens = BucketHistogram(one_two_five_buckets(max_model_len))
+        self.iteration_tokens = BucketHistogram(ITERATION_TOKENS_BUCKETS)
         self.finished: dict[FinishReason, int] = dict.fromkeys(FINISH_REASONS, 0)
+
+    def step_finished(self, num_tokens: int) -> None:
+        self.iteration_tokens.observe(num_tokens)
 
     def request_finished(self, record: RequestRecord) -> None:
         self.finished[record.finish_reason] += 1
         self.e2e.observe(record.finished_at - record.arrived_at)
-        if record.scheduled_at is not None:
-            self.queue.observe(record.scheduled_at - record.arrived_at)
+        self.prompt_tokens.observe(record.prompt_tokens)
+        self.generation_tokens.observe(record.num_generated)
+        scheduled = record.scheduled_at
+        if scheduled is not None:
+            self.queue.observe(scheduled - record.arrived_at)
         first, last = record.first_token_at, record.last_token_at
         if first is not None:
             self.ttft.observe(first - record.arrived_at)
-            if last is not None and record.num_generated > 1:
-                # Mean gap, once per gap: exact for evenly spaced tokens, cheap for long ones.
-                gaps = record.num_generated - 1
-                self.inter_token.observe((last - first) / gaps, gaps)
+            if scheduled is not None:
+                self.prefill.observe(first - scheduled)
+            if last is not None:
+                self.decode.observe(last - first)
+                if scheduled is not None:
+                    self.inference.observe(last - scheduled)
+                if record.num_generated > 1:
+                    # Mean gap, once per gap: exact for evenly spaced tokens, cheap for
+                    # long outputs (the per-request histogram is exact either way).
+                    gaps = record.num_generated - 1
+                    mean_gap = (last - first) / gaps
+                    self.inter_token.observe(mean_gap, gaps)
+                    self.time_per_output_token.observe(mean_gap)
 
 
 class SimCollector(Collector):
     """Renders the vLLM metric families for one served model (``engine="0"``)."""
 
     def __init__(
-        self, *, model_name: str, snapshot: Callable[[], EngineSnapshot], stats: RequestStats
+        self,
+        *,
+        model_name: str,
+        snapshot: Callable[[], EngineSnapshot],
+        stats: RequestStats,
+        cache_info: Mapping[str, str] | None = None,
     ) -> None:
         self._snapshot = snapshot
         self._stats = stats
         self._labels = ["model_name", "engine"]
         self._values = [model_name, "0"]
+        self._cache_info = dict(cache_info or {})
 
     def collect(self) -> Iterator[Metric]:
         snap, stats = self._snapshot(), self._stats
@@ -156,6 +198,37 @@ class SimCollector(Collector):
         )  # fmt: skip
         for name, doc, histogram in histograms:
             yield histogram.family(name, doc, labels, values)
+        yield from self._more_histograms()
+        if self._cache_info:
+            info = GaugeMetricFamily(
+                "vllm:cache_config_info",
+                "Information of the LLMEngine CacheConfig",
+                labels=[*self._cache_info, "engine"],
+            )
+            info.add_metric([*self._cache_info.values(), "0"], 1.0)
+            yield info
+
+    def _more_histograms(self) -> Iterator[Metric]:
+        stats, labels, values = self._stats, self._labels, self._values
+        histograms = (
+            ("vllm:request_time_per_output_token_seconds",
+             "Histogram of time_per_output_token_seconds per request.",
+             stats.time_per_output_token),
+            ("vllm:request_prefill_time_seconds",
+             "Histogram of time spent in PREFILL phase for request.", stats.prefill),
+            ("vllm:request_decode_time_seconds",
+             "Histogram of time spent in DECODE phase for request.", stats.decode),
+            ("vllm:request_inference_time_seconds",
+             "Histogram of time spent in RUNNING phase for request.", stats.inference),
+            ("vllm:request_prompt_tokens", "Number of prefill tokens processed.",
+             stats.prompt_tokens),
+            ("vllm:request_generation_tokens", "Number of generation tokens processed.",
+             stats.generation_tokens),
+            ("vllm:iteration_tokens_total", "Histogram of number of tokens per engine_step.",
+             stats.iteration_tokens),
+        )  # fmt: skip
+        for name, doc, histogram in histograms:
+            yield histogram.family(name, doc, labels, values)
 
 
 def register_metrics(
@@ -164,7 +237,10 @@ def register_metrics(
     model_name: str,
     snapshot: Callable[[], EngineSnapshot],
     stats: RequestStats,
+    cache_info: Mapping[str, str] | None = None,
 ) -> SimCollector:
-    collector = SimCollector(model_name=model_name, snapshot=snapshot, stats=stats)
+    collector = SimCollector(
+        model_name=model_name, snapshot=snapshot, stats=stats, cache_info=cache_info
+    )
     registry.register(collector)
     return collector

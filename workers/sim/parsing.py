@@ -27,6 +27,14 @@ class GenerationParams:
     stream: bool
     include_usage: bool
     continuous_usage: bool
+    # What the prompt was made of, for the token ids behind prefix-cache hashes: the
+    # chat messages, or the completions prompt (text or token ids).
+    prompt: list[dict[str, Any]] | str | list[int] = ""
+
+    def prompt_token_ids(self) -> list[int]:
+        if isinstance(self.prompt, str) or _is_token_ids(self.prompt):
+            return tokens.completion_token_ids(self.prompt)  # type: ignore[arg-type]
+        return tokens.chat_token_ids(self.prompt)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,13 +92,13 @@ def parse_chat(body: dict[str, Any]) -> GenerationParams:
         if content is not None and not isinstance(content, str | list):
             raise BadRequestError("Message 'content' must be a string or a list.", "messages")
     max_tokens = _opt_int(body, "max_completion_tokens") or _opt_int(body, "max_tokens")
-    return _generation_params(body, tokens.count_chat_prompt(messages), max_tokens)
+    return _generation_params(body, tokens.count_chat_prompt(messages), max_tokens, messages)
 
 
 def parse_completion(body: dict[str, Any]) -> GenerationParams:
     prompt = _single_prompt(body.get("prompt"))
     return _generation_params(
-        body, tokens.count_completion_prompt(prompt), _opt_int(body, "max_tokens")
+        body, tokens.count_completion_prompt(prompt), _opt_int(body, "max_tokens"), prompt
     )
 
 
@@ -132,7 +140,10 @@ def parse_embedding(body: dict[str, Any]) -> EmbeddingParams:
 
 
 def _generation_params(
-    body: dict[str, Any], prompt_tokens: int, max_tokens: int | None
+    body: dict[str, Any],
+    prompt_tokens: int,
+    max_tokens: int | None,
+    prompt: list[dict[str, Any]] | str | list[int],
 ) -> GenerationParams:
     if max_tokens is not None and max_tokens < 1:
         raise BadRequestError(f"max_tokens must be at least 1, got {max_tokens}.", "max_tokens")
@@ -163,6 +174,7 @@ def _generation_params(
         stream=stream,
         include_usage=include_usage,
         continuous_usage=continuous,
+        prompt=prompt,
     )
 
 

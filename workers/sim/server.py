@@ -5,10 +5,15 @@ enough to benchmark a gateway against. This module only translates HTTP to engin
 and engine output to vLLM's wire format; when tokens appear is the engine's decision.
 A client that goes away is noticed through ``http.disconnect`` on the receive channel,
 watched concurrently, and aborts the request at once.
+
+Draining (on SIGTERM, see ``workers.sim.cli``): ``/health`` answers 503 and new inference
+requests get vLLM's 503 error body at once, so a gateway retries them elsewhere, while
+requests already running finish; ``drained()`` says when none are left.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -30,8 +35,8 @@ from workers.sim.asgi import (
 )
 from workers.sim.clock import Clock, LoopClock
 from workers.sim.engine import Engine, GenerationRequest, GenerationStream
-from workers.sim.errors import BadRequestError, SimRequestError
-from workers.sim.fixed_delay import FixedDelayConfig, FixedDelayEngine
+from workers.sim.engines import build_engine
+from workers.sim.errors import BadRequestError, ServiceUnavailableError, SimRequestError
 from workers.sim.metrics import RequestStats, register_metrics
 from workers.sim.parsing import (
     GenerationParams,
@@ -42,6 +47,8 @@ from workers.sim.parsing import (
     parse_embedding,
     parse_json_object,
 )
+from workers.sim.prefix import chain_block_hashes
+from workers.sim.profiles import ProfileRegistry
 from workers.sim.settings import SimSettings
 from workers.sim.tokens import output_text
 
@@ -65,22 +72,25 @@ def create_app(
     registry: CollectorRegistry | None = None,
     clock: Clock | None = None,
     wall_clock: Callable[[], float] = time.time,
+    profiles: ProfileRegistry | None = None,
 ) -> SimApp:
-    """Build a worker app; metrics go on ``registry`` (a fresh one when not given)."""
+    """Build a worker app; metrics go on ``registry`` (a fresh one when not given).
+
+    Without ``settings.profile`` the engine is the fixed-delay one; with it, the batching
+    model of that profile (looked up in ``profiles``, the built-ins by default, plus
+    ``settings.profile_file``)."""
     registry = CollectorRegistry() if registry is None else registry
-    stats = RequestStats()
-    engine = FixedDelayEngine(
-        FixedDelayConfig(
-            ttft_s=settings.ttft_s,
-            token_delay_s=settings.token_delay_s,
-            max_num_seqs=settings.max_num_seqs,
-            natural_tokens=settings.output_tokens,
-            max_model_len=settings.max_model_len,
-        ),
-        clock=LoopClock() if clock is None else clock,
-        observer=stats,
+    stats = RequestStats(max_model_len=settings.max_model_len)
+    engine, cache_info = build_engine(
+        settings, clock=LoopClock() if clock is None else clock, observer=stats, profiles=profiles
     )
-    register_metrics(registry, model_name=settings.model, snapshot=engine.snapshot, stats=stats)
+    register_metrics(
+        registry,
+        model_name=settings.model,
+        snapshot=engine.snapshot,
+        stats=stats,
+        cache_info=cache_info,
+    )
     return SimApp(SimServices(settings, engine, stats, registry, wall_clock))
 
 
@@ -89,6 +99,10 @@ class SimApp:
 
     def __init__(self, services: SimServices) -> None:
         self.services = services
+        self.draining = False
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._routes: dict[str, tuple[str, Handler]] = {
             "/health": ("GET", self._health),
             "/version": ("GET", self._version),
@@ -115,8 +129,39 @@ class SimApp:
 
     # -- simple routes -----------------------------------------------------------------
 
+    # -- draining ------------------------------------------------------------------------
+
+    @property
+    def in_flight(self) -> int:
+        """Generation requests being served now."""
+        return self._in_flight
+
+    def begin_drain(self) -> None:
+        """From now on refuse new work; running requests carry on."""
+        self.draining = True
+
+    async def drained(self, timeout_s: float) -> bool:
+        """Wait until no generation request is in flight; False if ``timeout_s`` passed
+        first."""
+        if self._idle.is_set():
+            return True
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _refuse_if_draining(self, send: Send) -> bool:
+        if not self.draining:
+            return False
+        error = ServiceUnavailableError()
+        await send_json(send, error.status, error.body())
+        return True
+
+    # -- simple routes -----------------------------------------------------------------
+
     async def _health(self, receive: Receive, send: Send) -> None:
-        await send_bytes(send, 200, b"", ())
+        await send_bytes(send, 503 if self.draining else 200, b"", ())
 
     async def _version(self, receive: Receive, send: Send) -> None:
         await send_json(send, 200, {"version": protocol.VLLM_VERSION})
@@ -145,7 +190,7 @@ class SimApp:
     async def _generate(self, receive: Receive, send: Send, *, chat: bool) -> None:
         s = self.services
         raw = await read_body(receive)
-        if raw is None:
+        if raw is None or await self._refuse_if_draining(send):
             return
         try:
             body = parse_json_object(raw)
@@ -156,20 +201,33 @@ class SimApp:
             await send_json(send, exc.status, exc.body())
             return
         request_id = protocol.random_id("chatcmpl-" if chat else "cmpl-")
+        block_size = s.engine.prefix_block_size
         stream = s.engine.submit(
             GenerationRequest(
                 request_id=request_id,
                 prompt_tokens=params.prompt_tokens,
                 max_tokens=params.max_tokens,
                 ignore_eos=params.ignore_eos,
+                block_hashes=(
+                    None
+                    if block_size is None
+                    else chain_block_hashes(params.prompt_token_ids(), block_size)
+                ),
             )
         )
         created = int(s.wall_clock())
-        async with AbortOnDisconnect(receive, stream):
-            if params.stream:
-                await self._send_stream(send, stream, params, chat, request_id, created)
-            else:
-                await self._send_whole(send, stream, params, chat, request_id, created)
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            async with AbortOnDisconnect(receive, stream):
+                if params.stream:
+                    await self._send_stream(send, stream, params, chat, request_id, created)
+                else:
+                    await self._send_whole(send, stream, params, chat, request_id, created)
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.set()
 
     async def _send_whole(
         self,
@@ -229,7 +287,7 @@ class SimApp:
     async def _embeddings(self, receive: Receive, send: Send) -> None:
         s = self.services
         raw = await read_body(receive)
-        if raw is None:
+        if raw is None or await self._refuse_if_draining(send):
             return
         try:
             params = parse_embedding(parse_json_object(raw))

@@ -7,7 +7,9 @@ message instead of producing a worker that quietly behaves unlike vLLM.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from workers.sim.engine_config import EngineConfig
 
 
 class SimSettings(BaseModel):
@@ -30,6 +32,41 @@ class SimSettings(BaseModel):
     output_tokens: int = Field(default=64, ge=1, description="natural output length (EOS)")
     max_model_len: int = Field(default=8192, ge=2, description="prompt + output token limit")
     embedding_dim: int = Field(default=16, ge=1, le=65536)
+    profile: str | None = Field(
+        default=None,
+        min_length=1,
+        description="model-on-hardware profile of the batching model; None: fixed delays",
+    )
+    profile_file: str | None = Field(default=None, description="extra profiles (YAML/JSON)")
+    max_num_batched_tokens: int = Field(default=8192, ge=1)
+    block_size: int = Field(default=16, ge=1)
+    num_gpu_blocks: int | None = Field(default=None, ge=1)
+    gpu_memory_utilization: float = Field(default=0.9, gt=0.0, le=1.0)
+    enable_prefix_caching: bool = True
+    drain_grace_s: float = Field(
+        default=30.0, ge=0.0, allow_inf_nan=False, description="SIGTERM: time to finish"
+    )
+
+    @model_validator(mode="after")
+    def _delays_need_fixed_delay_engine(self) -> SimSettings:
+        if self.profile is not None and (self.ttft_ms or self.token_delay_ms):
+            raise ValueError(
+                "ttft_ms and token_delay_ms apply to the fixed-delay engine only; "
+                "with a profile, timing comes from the profile"
+            )
+        return self
+
+    def engine_config(self) -> EngineConfig:
+        """The batching model's arguments (used only with a profile)."""
+        return EngineConfig(
+            max_num_seqs=self.max_num_seqs,
+            max_num_batched_tokens=self.max_num_batched_tokens,
+            block_size=self.block_size,
+            num_gpu_blocks=self.num_gpu_blocks,
+            gpu_memory_utilization=self.gpu_memory_utilization,
+            enable_prefix_caching=self.enable_prefix_caching,
+            max_model_len=self.max_model_len,
+        )
 
     @property
     def ttft_s(self) -> float:

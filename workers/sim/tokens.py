@@ -2,12 +2,15 @@
 
 Prompt tokens are words and single punctuation marks (a rough but stable proxy for BPE);
 output token ``i`` is always the same word, so responses are reproducible and a
-streamed answer concatenates to exactly the non-streamed one.
+streamed answer concatenates to exactly the non-streamed one. A token's id is a CRC-32
+of its text (stable across processes, unlike Python's salted ``hash`` of a str); chat
+templates add fixed marker ids. ``*_token_ids`` and ``count_*`` always agree on length.
 """
 
 from __future__ import annotations
 
 import re
+import zlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -18,6 +21,8 @@ CHAT_TOKENS_PER_MESSAGE = 4
 CHAT_REPLY_PRIMING_TOKENS = 3
 # A completion prompt gets a beginning-of-sequence token, as most tokenizers add one.
 BOS_TOKENS = 1
+BOS_ID, START_ID, SEP_ID, END_ID = 1, 2, 3, 4  # special tokens: ids no word hashes to
+_FIRST_WORD_ID = 16
 
 _WORDS = (
     "the", "tide", "rises", "and", "falls", "with", "the", "moon", "while", "quiet",
@@ -47,6 +52,34 @@ def _content_text(content: Any) -> Iterable[str]:
         for part in content:
             if isinstance(part, Mapping) and isinstance(part.get("text"), str):
                 yield part["text"]
+
+
+def _word_id(word: str) -> int:
+    return _FIRST_WORD_ID + zlib.crc32(word.encode())
+
+
+def text_token_ids(text: str) -> list[int]:
+    return [_word_id(token) for token in _TOKEN.findall(text)]
+
+
+def completion_token_ids(prompt: str | list[int]) -> list[int]:
+    """Token ids of a completions prompt (ids given by the client are kept)."""
+    if isinstance(prompt, str):
+        return [BOS_ID, *text_token_ids(prompt)]
+    return list(prompt)
+
+
+def chat_token_ids(messages: Iterable[Mapping[str, Any]]) -> list[int]:
+    """Token ids of a chat prompt under the ChatML-like template ``count_chat_prompt``
+    counts: ``<start> role <sep> content... <end>`` per message, then the reply header."""
+    ids: list[int] = []
+    for message in messages:
+        ids += (START_ID, _word_id(str(message.get("role"))), SEP_ID)
+        for text in _content_text(message.get("content")):
+            ids += text_token_ids(text)
+        ids.append(END_ID)
+    ids += (START_ID, _word_id("assistant"), SEP_ID)
+    return ids
 
 
 def count_chat_prompt(messages: Iterable[Mapping[str, Any]]) -> int:
