@@ -56,7 +56,7 @@ def serve(settings: GatewaySettings) -> None:
         access_log=False,
         proxy_headers=False,
         server_header=False,
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=round(settings.server.graceful_shutdown_s),
     )
 
 
@@ -67,9 +67,11 @@ def main(argv: list[str]) -> int:
     except SettingsError as exc:
         print(f"tidegate gateway: {exc}", file=sys.stderr)
         return 2
-    if not settings.discovery.workers:
+    if not settings.discovery.configured:
         print(
-            "tidegate gateway: no workers given (--workers or discovery.workers)", file=sys.stderr
+            "tidegate gateway: no workers given "
+            "(--workers, discovery.workers or discovery.kubernetes)",
+            file=sys.stderr,
         )
         return 2
     serve(settings)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import aiohttp
 from prometheus_client import CollectorRegistry
@@ -18,6 +20,11 @@ from gateway.settings import GatewaySettings
 from scheduler.config import build_router
 from scheduler.pool import EndpointPool
 from scheduler.probe import Prober, cancel_and_wait
+
+if TYPE_CHECKING:
+    from scheduler.discovery.bridge import ThreadedDiscovery
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -32,6 +39,8 @@ class Services:
     proxy: Proxy
     clock: Callable[[], float]
     _probe_task: asyncio.Task[None] | None = None
+    _discovery: ThreadedDiscovery | None = None
+    _pending: set[asyncio.Task[None]] = field(default_factory=set)
 
     @classmethod
     async def start(
@@ -73,11 +82,51 @@ class Services:
             rng=random.Random(settings.seed),
         )
         services = cls(settings, registry, pool, metrics, session, prober, gate, proxy, clock)
+        if discovery.kubernetes is not None:
+            await services._start_kubernetes_discovery()
         await prober.probe_all()
         services._probe_task = asyncio.create_task(prober.run(), name="tidegate-prober")
         return services
 
+    async def _start_kubernetes_discovery(self) -> None:
+        """Watch the workers' EndpointSlices; wait briefly for the first list so the first
+        probe round already has workers to probe."""
+        kubernetes = self.settings.discovery.kubernetes
+        assert kubernetes is not None
+        # Imported here: only a gateway configured for Kubernetes loads the Kubernetes client.
+        try:
+            from scheduler.discovery.kube import kubernetes_discovery
+        except ImportError as exc:
+            raise RuntimeError(
+                "discovery.kubernetes needs the Kubernetes client: "
+                "pip install 'tidegate[kubernetes]'"
+            ) from exc
+
+        self._discovery = kubernetes_discovery(kubernetes, self.set_workers)
+        if not await self._discovery.start(kubernetes.initial_sync_timeout_s):
+            log.warning(
+                "no answer from Kubernetes discovery within %gs; starting without workers",
+                kubernetes.initial_sync_timeout_s,
+            )
+
+    def set_workers(self, urls: Iterable[str]) -> None:
+        """Route to exactly these workers from now on (discovery's answer); a worker that left
+        gets no new request, while requests already sent to it run to their end."""
+        wanted = sorted(set(urls))
+        known = {e.url for e in self.pool.snapshot.endpoints}
+        gone = known - set(wanted)
+        self.pool.set_urls(wanted)
+        for url in gone:
+            self.prober.forget(url)
+        for url in set(wanted) - known:  # probe newcomers now, not at the next round
+            task = asyncio.get_running_loop().create_task(self.prober.probe(url))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+        log.info("workers: %d (%d left)", len(wanted), len(gone))
+
     async def stop(self) -> None:
+        if self._discovery is not None:
+            await self._discovery.stop()
         await cancel_and_wait(self._probe_task)
         await self.session.close()
 

@@ -28,6 +28,7 @@ from pydantic_settings import (
 )
 
 from scheduler.config import SchedulerSettings
+from scheduler.discovery.settings import KubernetesDiscoverySettings
 
 
 class _Section(BaseModel):
@@ -45,7 +46,12 @@ class TimeoutSettings(_Section):
 
 
 class DiscoverySettings(_Section):
+    """Where the workers are: a static list (``workers``) or Kubernetes (``kubernetes``)."""
+
     workers: tuple[str, ...] = Field((), description="worker base URLs, e.g. http://10.0.0.5:8000")
+    kubernetes: KubernetesDiscoverySettings | None = Field(
+        None, description="watch the workers' EndpointSlices instead of a static list"
+    )
     probe_interval_s: float = Field(1.0, gt=0)
     probe_timeout_s: float = Field(2.0, gt=0)
     stale_after_s: float = Field(5.0, gt=0, description="route only on probes younger than this")
@@ -69,6 +75,17 @@ class DiscoverySettings(_Section):
                 raise ValueError(f"worker URL {url!r} must look like http://host:port")
             cleaned.append(url)
         return tuple(cleaned)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DiscoverySettings:
+        if self.workers and self.kubernetes is not None:
+            raise ValueError("give workers or kubernetes, not both")
+        return self
+
+    @property
+    def configured(self) -> bool:
+        """Whether a source of workers is given (start-up refuses to run without one)."""
+        return bool(self.workers) or self.kubernetes is not None
 
 
 class RetrySettings(_Section):
@@ -106,6 +123,9 @@ class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    graceful_shutdown_s: float = Field(
+        30.0, gt=0, description="on SIGTERM, how long open requests and streams may finish"
+    )
 
 
 class GatewaySettings(BaseSettings):
