@@ -15,12 +15,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "up": ("tidegate.up", "run the gateway plus local workers in one process tree"),
     "gateway": ("gateway.cli", "run the gateway in front of existing workers"),
     "sim-worker": ("workers.sim.cli", "run a simulated vLLM-compatible worker"),
+    "worker": ("workers.vllm.cli", "run a real vLLM worker that drains on SIGTERM"),
+    "make-tiny-model": ("workers.tinymodel.cli", "build a tiny random model for local vLLM"),
 }
 
 
 def _usage() -> str:
     lines = ["usage: tidegate COMMAND [ARGS...]", "", "commands:"]
-    lines += [f"  {name:<12} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += [f"  {name:<16} {help_}" for name, (_, help_) in COMMANDS.items()]
     lines += ["", "Run 'tidegate COMMAND --help' for a command's options."]
     return "\n".join(lines)
 

@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -54,6 +55,47 @@ def start_sim_worker(
         *args,
     ]
     return LocalWorker(f"http://{host}:{port}", subprocess.Popen(command))
+
+
+def start_vllm_worker(
+    model: str,
+    *,
+    served_model_name: str | None = None,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    cpu: bool = False,
+    kv_cache: str | None = None,
+    cache_dir: Path | None = None,
+    args: Sequence[str] = (),
+    vllm_args: Sequence[str] = (),
+    log_file: Path | None = None,
+) -> LocalWorker:
+    """Start ``tidegate worker`` (real vLLM behind the drain wrapper) on a free port.
+
+    ``cpu`` adds what vLLM's CPU build needs to start on a small machine: no graph
+    compilation and an explicit KV cache (``kv_cache``, default 1Gi) instead of most of
+    the memory. ``args`` go to ``tidegate worker``, ``vllm_args`` to vLLM itself. Output
+    goes to ``log_file`` if given.
+    """
+    port = port or free_port(host)
+    command = [sys.executable, "-m", "tidegate", "worker", "--model", model]
+    command += ["--host", host, "--port", str(port)]
+    if served_model_name:
+        command += ["--served-model-name", served_model_name]
+    if cpu:
+        command.append("--enforce-eager")
+        kv_cache = kv_cache or "1Gi"
+    if kv_cache:
+        command += ["--kv-cache-memory-bytes", kv_cache]
+    if cache_dir is not None:
+        command += ["--cache-dir", str(cache_dir)]
+    command += [*args, "--", *vllm_args]
+    if log_file is None:
+        return LocalWorker(f"http://{host}:{port}", subprocess.Popen(command))
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("ab") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    return LocalWorker(f"http://{host}:{port}", process)
 
 
 def wait_healthy(
