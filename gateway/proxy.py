@@ -256,6 +256,7 @@ class Proxy:
                 now=self._clock(),
                 max_age_s=self._settings.discovery.stale_after_s,
                 exclude=tried,
+                in_flight_tokens=self._pool.in_flight_tokens,
             )
             try:
                 decision = self._router.route(context, self._rng)
@@ -264,7 +265,8 @@ class Proxy:
             url = decision.endpoint.url
             tried.append(url)
             self._metrics.routed(decision.queue_depth)
-            self._pool.acquire(url)
+            tokens = request.routing.prompt_tokens
+            self._pool.acquire(url, tokens)
             try:
                 status, outcome = await self._attempt(url + path, client, request, started, state)
             except _TryNext as failed:
@@ -274,7 +276,7 @@ class Proxy:
                 last_answer = failed.answer or last_answer
                 continue
             finally:
-                self._pool.release(url)
+                self._pool.release(url, tokens)
             self._metrics.attempt(url, outcome)
             return status
         if last_answer is not None:

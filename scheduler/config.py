@@ -12,7 +12,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from scheduler.framework import Filter, Observer, Picker, Profile, Router, Scorer, WeightedScorer
-from scheduler.plugins.affinity import PrefixIndexScorer, RendezvousScorer
+from scheduler.plugins.affinity import PrefixCostScorer, PrefixIndexScorer, RendezvousScorer
 from scheduler.plugins.load import (
     InFlightScorer,
     KvCacheScorer,
@@ -78,6 +78,16 @@ class PrefixIndexScorerSpec(_Spec):
         return PrefixIndexScorer(capacity=self.capacity)
 
 
+class PrefixCostScorerSpec(_Spec):
+    role: ClassVar[Role] = "scorer"
+    observes: ClassVar[bool] = True
+    type: Literal["prefix-cost-scorer"]
+    capacity: int = Field(50_000, ge=1, description="prefix blocks remembered per endpoint")
+
+    def build(self) -> PrefixCostScorer:
+        return PrefixCostScorer(capacity=self.capacity)
+
+
 class RendezvousScorerSpec(_Spec):
     role: ClassVar[Role] = "scorer"
     type: Literal["rendezvous-scorer"]
@@ -118,6 +128,7 @@ PluginSpec = Annotated[
     | InFlightScorerSpec
     | KvCacheScorerSpec
     | PrefixIndexScorerSpec
+    | PrefixCostScorerSpec
     | RendezvousScorerSpec
     | MaxScorePickerSpec
     | WeightedRandomPickerSpec
@@ -144,9 +155,10 @@ def _default_plugins() -> dict[str, PluginSpec]:
         "queue": QueueDepthScorerSpec(type="queue-depth-scorer"),
         "kv-cache": KvCacheScorerSpec(type="kv-cache-scorer"),
         "in-flight": InFlightScorerSpec(type="in-flight-scorer"),
-        "prefix": RendezvousScorerSpec(type="rendezvous-scorer", key="prefix"),
+        "prefix": RendezvousScorerSpec(type="rendezvous-scorer", key="prefix", group_blocks=1),
+        "prefix-index": PrefixIndexScorerSpec(type="prefix-index-scorer"),
         "session": RendezvousScorerSpec(type="rendezvous-scorer", key="session"),
-        "bounded-load": LoadCeilingFilterSpec(type="load-ceiling-filter"),
+        "bounded-load": LoadCeilingFilterSpec(type="load-ceiling-filter", factor=1.5, slack=2.0),
         "max-score": MaxScorePickerSpec(type="max-score-picker"),
     }
 
@@ -154,13 +166,23 @@ def _default_plugins() -> dict[str, PluginSpec]:
 def _default_profiles() -> dict[str, ProfileSpec]:
     return {
         "least-queue": ProfileSpec(scorers=(ScorerRef(plugin="queue"),)),
+        # Best single-replica prefix routing in the trace replay (docs/routing.md).
+        "prefix-aware": ProfileSpec(
+            filters=("bounded-load",),
+            scorers=(
+                ScorerRef(plugin="prefix-index", weight=2.0),
+                ScorerRef(plugin="session", weight=1.0),
+                ScorerRef(plugin="queue", weight=1.0),
+            ),
+        ),
+        # Placement every gateway replica agrees on without shared state.
         "affinity": ProfileSpec(
             filters=("bounded-load",),
             scorers=(
-                ScorerRef(plugin="prefix", weight=2.0),
+                ScorerRef(plugin="prefix-index", weight=2.0),
+                ScorerRef(plugin="prefix", weight=1.0),
                 ScorerRef(plugin="session", weight=2.0),
                 ScorerRef(plugin="queue", weight=1.0),
-                ScorerRef(plugin="kv-cache", weight=1.0),
             ),
         ),
     }

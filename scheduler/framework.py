@@ -35,6 +35,8 @@ class RoutingContext:
     now: float
     max_age_s: float
     exclude: Collection[str] = ()
+    in_flight_tokens: Mapping[str, int] = field(default_factory=dict)
+    """Estimated prompt tokens this gateway has in flight per endpoint."""
 
     def load(self, endpoint: Endpoint) -> float:
         """Queue depth: the worker's waiting requests for the model plus our in-flight."""

@@ -28,6 +28,7 @@ class EndpointPool:
     def __init__(self) -> None:
         self._endpoints: dict[str, Endpoint] = {}
         self._in_flight: dict[str, int] = {}
+        self._in_flight_tokens: dict[str, int] = {}
         self._snapshot = PoolSnapshot()
 
     # -- membership (fed by discovery) ---------------------------------------------------
@@ -65,20 +66,30 @@ class EndpointPool:
         self._rebuild()
 
     # -- in-flight accounting ------------------------------------------------------------------
-    def acquire(self, url: str) -> None:
+    def acquire(self, url: str, tokens: int = 0) -> None:
+        """Count a request (and its estimated prompt tokens) in flight to ``url``."""
         self._in_flight[url] = self._in_flight.get(url, 0) + 1
+        self._in_flight_tokens[url] = self._in_flight_tokens.get(url, 0) + tokens
 
-    def release(self, url: str) -> None:
+    def release(self, url: str, tokens: int = 0) -> None:
         count = self._in_flight.get(url, 0) - 1
+        left = self._in_flight_tokens.get(url, 0) - tokens
         if count > 0 or url in self._endpoints:
             self._in_flight[url] = max(count, 0)
+            self._in_flight_tokens[url] = max(left, 0) if count > 0 else 0
         else:
             self._in_flight.pop(url, None)
+            self._in_flight_tokens.pop(url, None)
 
     # -- reads ------------------------------------------------------------------------------------
     @property
     def snapshot(self) -> PoolSnapshot:
         return self._snapshot
+
+    @property
+    def in_flight_tokens(self) -> Mapping[str, int]:
+        """Live view of the prompt tokens in flight per endpoint (same rules as in_flight)."""
+        return self._in_flight_tokens
 
     @property
     def in_flight(self) -> Mapping[str, int]:

@@ -61,6 +61,38 @@ class PrefixIndexScorer:
 
 
 @dataclass
+class PrefixCostScorer:
+    """Prefers the endpoint where the request's prefill would finish first.
+
+    Estimated cost on an endpoint = prompt tokens already in flight there (work queued
+    ahead) + the part of this prompt the endpoint probably does not cache (from its prefix
+    index). One number weighs affinity against load, so a warm but busy worker loses to a
+    cold idle one exactly when recomputing the prompt is cheaper than waiting.
+    """
+
+    capacity: int = 50_000
+    _index: PrefixIndexScorer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._index = PrefixIndexScorer(capacity=self.capacity)
+
+    def score(self, ctx: RoutingContext, candidates: Sequence[Endpoint]) -> Sequence[float]:
+        prompt = ctx.request.prompt_tokens
+        matches = self._index.score(ctx, candidates)
+        costs = [
+            ctx.in_flight_tokens.get(e.url, 0) + (1.0 - match) * prompt
+            for e, match in zip(candidates, matches, strict=True)
+        ]
+        low, high = min(costs), max(costs)
+        if high <= low:
+            return [1.0] * len(costs)
+        return [(high - c) / (high - low) for c in costs]
+
+    def observe(self, ctx: RoutingContext, chosen: Endpoint) -> None:
+        self._index.observe(ctx, chosen)
+
+
+@dataclass
 class RendezvousScorer:
     """Scores 1 for the key's home among the candidates (highest rendezvous hash), else 0.
 

@@ -11,7 +11,7 @@ from tests.scheduler.support import ctx, ep
 
 def test_defaults_build_both_profiles():
     router = build_router(SchedulerSettings())
-    assert set(router.profiles) == {"least-queue", "affinity"}
+    assert set(router.profiles) == {"least-queue", "prefix-aware", "affinity"}
 
 
 @pytest.mark.parametrize(

@@ -60,3 +60,15 @@ def test_in_flight_counts_and_membership_changes():
     assert "http://a" not in pool.in_flight
     pool.record_probe("http://a", probe(), now=1.0)  # late probe of a removed worker
     assert pool.snapshot.by_url("http://a") is None
+
+
+def test_in_flight_tokens_follow_requests():
+    pool = EndpointPool()
+    pool.set_urls(["http://a"])
+    pool.acquire("http://a", 100)
+    pool.acquire("http://a", 50)
+    assert pool.in_flight_tokens == {"http://a": 150}
+    pool.release("http://a", 100)
+    assert pool.in_flight_tokens == {"http://a": 50}
+    pool.release("http://a", 50)
+    assert pool.in_flight_tokens == {"http://a": 0} and pool.in_flight == {"http://a": 0}

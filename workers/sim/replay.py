@@ -124,8 +124,10 @@ def run_fleet(
     engines: Sequence[VirtualEngine],
     requests: Iterable[ReplayRequest],
     route: Router = least_loaded,
+    on_finished: Callable[[int, Sequence[RequestRecord]], None] | None = None,
 ) -> ReplayReport:
-    """Replay ``requests`` (any order; sorted by arrival here) over ``engines``."""
+    """Replay ``requests`` (any order; sorted by arrival here) over ``engines``;
+    ``on_finished(engine index, records)`` hears of requests as they finish."""
     arrivals = sorted(requests, key=lambda r: r.arrival_s)
     ends: list[tuple[float, int, int]] = []  # (step end, tie-breaker, engine index)
     engine_of: dict[str, int] = {}
@@ -138,7 +140,10 @@ def run_fleet(
         touched: set[int] = set()
         while ends and ends[0][0] <= now:
             index = heapq.heappop(ends)[2]
+            done = len(engines[index].records)
             engines[index].finish_step()
+            if on_finished is not None and len(engines[index].records) > done:
+                on_finished(index, engines[index].records[done:])
             touched.add(index)
         while i < n and arrivals[i].arrival_s <= now:
             request = arrivals[i]

@@ -1,0 +1,144 @@
+"""Routing policies side by side on a real trace, in virtual time.
+
+Replays a trace in the shared schema through the gateway's routing code (Tidegate's
+profiles, and peer policies re-implemented from their published descriptions) in front of
+N simulated vLLM engines (calibrated profile, default 8 x Llama-3-8B on H100), and prints
+one table per trace, or with ``--json`` one JSON line per policy. ``--decision`` instead
+times one routing decision at 8, 64 and 256 endpoints.
+
+    python bench/routing.py --trace ../shared/data/traces/mooncake_synthetic.csv --load 4
+    python bench/routing.py --trace ../shared/data/traces/azure2023_conv.csv --load 10 --json
+    python bench/routing.py --decision
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import random
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from autoscaler.replay.baselines import CacheAware, RoundRobin, gie_default_profile
+from autoscaler.replay.fleet import GatewayRoute, RoutesRequests, RoutingResult, summarize
+from scheduler.config import SchedulerSettings, build_router
+from scheduler.framework import Decision, RoutingContext
+from workers.sim.engine_config import EngineConfig
+from workers.sim.profiles import builtin_registry
+from workers.sim.replay import VirtualEngine, run_fleet
+from workers.sim.trace import read_trace
+
+
+def _profile(name: str) -> Callable[[], RoutesRequests]:
+    return lambda: build_router(SchedulerSettings(default_profile=name))
+
+
+POLICIES: dict[str, Callable[[], RoutesRequests]] = {
+    "round-robin": RoundRobin,
+    "least-queue": _profile("least-queue"),
+    "gie-default": lambda: build_router(gie_default_profile()),
+    "sglang-cache-aware": CacheAware,
+    "tidegate-prefix-aware": _profile("prefix-aware"),
+    "tidegate-affinity": _profile("affinity"),
+}
+
+
+@dataclasses.dataclass
+class Replicas:
+    """Several gateway replicas, each with its own router (and its own learned state),
+    taking requests in turn as a load balancer in front of them would."""
+
+    routers: list[RoutesRequests]
+    _turn: int = 0
+
+    def route(self, ctx: RoutingContext, rng: random.Random) -> Decision:
+        router = self.routers[self._turn % len(self.routers)]
+        self._turn += 1
+        return router.route(ctx, rng)
+
+
+def replay(args: argparse.Namespace, policy: str) -> tuple[RoutingResult, float]:
+    requests = read_trace(args.trace, limit=args.limit, speedup=args.load)
+    profile = builtin_registry().get(args.profile)
+    engines = [VirtualEngine(profile, EngineConfig()) for _ in range(args.workers)]
+    route = GatewayRoute(
+        Replicas([POLICIES[policy]() for _ in range(args.replicas)]), args.workers, seed=args.seed
+    )
+    started = time.process_time()
+    report = run_fleet(engines, requests, route, route.finished)
+    return summarize(policy, report, route, args.ttft_slo), time.process_time() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--trace", type=Path)
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--profile", default="llama3-8b-h100")
+    parser.add_argument("--load", type=float, default=1.0, help="arrival-rate multiplier")
+    parser.add_argument("--limit", type=int, help="only the first N requests")
+    parser.add_argument("--ttft-slo", type=float, default=2.0, help="seconds, for goodput")
+    parser.add_argument("--policies", default=",".join(POLICIES))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="gateway replicas, each with its own router, taking turns",
+    )
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--decision", action="store_true", help="time one decision instead")
+    args = parser.parse_args()
+    if args.decision:
+        from bench.routing_decision import main as decision_main
+
+        sys.argv = sys.argv[:1]
+        decision_main()
+        return
+    if args.trace is None:
+        parser.error("--trace is required (or --decision)")
+    results = []
+    for policy in args.policies.split(","):
+        result, cpu_s = replay(args, policy)
+        results.append(result)
+        if args.json:
+            print(
+                json.dumps({**dataclasses.asdict(result), "replay_cpu_s": round(cpu_s, 2)}),
+                flush=True,
+            )
+    if not args.json:
+        print(
+            f"{args.trace.name}: {args.workers} x {args.profile}, load x{args.load:g}, "
+            f"TTFT SLO {args.ttft_slo:g}s"
+        )
+        header = (
+            "policy",
+            "TTFT p50",
+            "TTFT p99",
+            "ITL p99",
+            "tok/s",
+            "prefix hit",
+            "max/mean",
+            "goodput/s",
+            "SLO met",
+        )
+        print("".join(f"{h:>12}" if i else f"{h:<20}" for i, h in enumerate(header)))
+        for r in results:
+            cells = (
+                f"{r.ttft_p50_s:.3f}",
+                f"{r.ttft_p99_s:.3f}",
+                f"{r.itl_p99_s * 1e3:.1f}ms",
+                f"{r.throughput_tok_s:.0f}",
+                f"{r.prefix_hit_rate:.1%}",
+                f"{r.max_mean_load:.2f}",
+                f"{r.goodput:.2f}",
+                f"{r.slo_attainment:.1%}",
+            )
+            print(f"{r.policy:<20}" + "".join(f"{c:>12}" for c in cells))
+
+
+if __name__ == "__main__":
+    main()
