@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 CLIENT_CLOSED = 499
 SESSION_HEADER = b"x-session-id"
+DRAINING_HEADER = "x-tidegate-draining"
 _HOP_BY_HOP = frozenset(
     {b"connection", b"keep-alive", b"transfer-encoding", b"content-length", b"date", b"server"}
 )
@@ -313,7 +314,9 @@ class Proxy:
                         body = await response.read()
                         answer = _Answer(response.status, headers, body)
                         if response.status == 503:
-                            raise _TryNext("http_503", unhealthy=False, answer=answer)
+                            # A draining worker says so: stop routing to it before the next probe.
+                            draining = DRAINING_HEADER in response.headers
+                            raise _TryNext("http_503", unhealthy=draining, answer=answer)
                         state["finishing"] = True
                         await client.answer(answer)
                         clean = True

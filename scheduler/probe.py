@@ -57,11 +57,11 @@ class Prober:
             self._on_round()
 
     async def run(self) -> None:
-        """Probe forever, one round per interval (a slow worker does not delay the others)."""
+        """Probe forever, one round per interval, after the round start-up already did
+        (a slow worker does not delay the others)."""
         while True:
-            started = self._clock()
+            await asyncio.sleep(self._interval_s)
             await self.probe_all()
-            await asyncio.sleep(max(0.0, self._interval_s - (self._clock() - started)))
 
     async def probe(self, url: str) -> None:
         try:

@@ -246,6 +246,8 @@ def test_worker_probes_suit_slow_loads_and_termination_covers_the_drain(values: 
         startup = container["startupProbe"]
         assert startup["periodSeconds"] * startup["failureThreshold"] >= 20 * 60  # 20 min to load
         assert container["readinessProbe"]["httpGet"]["path"] == "/health"
+        # Liveness must not fail while draining (/health is 503 then): vLLM's own health.
+        assert container["livenessProbe"]["httpGet"]["path"] == "/tidegate/live"
         settings, _ = parse_settings(container["args"][1:])
         sleep = int(container["lifecycle"]["preStop"]["exec"]["command"][1])
         budget = sleep + settings.drain_grace_s + settings.stop_timeout_s

@@ -89,6 +89,44 @@ def test_killing_a_worker_leaves_requests_succeeding_on_the_others():
         )
 
 
+def _draining_worker_app():
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/v1/chat"):
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 503,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"x-tidegate-draining", b"1"),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": b'{"error": {}}'})
+            return
+        await _unavailable_worker(scope, receive, send)
+
+    return app
+
+
+def test_a_draining_worker_is_taken_out_of_rotation_at_once():
+    with (
+        serve_in_thread(_draining_worker_app()) as (bad_url, _),
+        sim_workers(1) as good,
+        run_gateway([bad_url, good[0].url], discovery={"probe_interval_s": 30}) as gw,
+    ):
+        for _ in range(6):
+            response = httpx.post(gw.base_url + "/chat/completions", json={**CHAT, "max_tokens": 2})
+            assert response.status_code == 200
+        assert (
+            gw.metric(
+                "tidegate_upstream_attempts_total", {"endpoint": bad_url, "outcome": "http_503"}
+            )
+            == 1
+        )
+        assert not gw.call(lambda: gw.app.services.pool.snapshot.by_url(bad_url).healthy)
+
+
 async def _unavailable_worker(scope: Scope, receive: Receive, send: Send) -> None:
     """A worker that passes its probes but answers every inference request with 503."""
     if scope["type"] == "lifespan":
