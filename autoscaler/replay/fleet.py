@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from scheduler.admission import SaturationPolicy, pool_saturation
 from scheduler.endpoint import Endpoint, EngineStats, PoolSnapshot
 from scheduler.framework import Decision, RoutingContext
 from scheduler.request import RoutingRequest
@@ -83,6 +84,20 @@ class GatewayRoute:
         """Requests finished on engine ``index``: their tokens are no longer in flight."""
         for record in records:
             self._tokens[index] -= self._prompt_of.pop(record.request_id, 0)
+
+    def saturation(
+        self, engines: Sequence[EngineSnapshot], now: float, policy: SaturationPolicy
+    ) -> float:
+        """The pool's saturation as the gateway's admission gate would compute it now."""
+        if now - self._probed_at >= self.probe_interval_s:
+            self._probe(engines, now)
+        in_flight = {
+            url: e.num_running + e.num_waiting for url, e in zip(self._urls, engines, strict=True)
+        }
+        return pool_saturation(self._snapshot, in_flight, MODEL, now, self.stale_after_s, policy)
+
+    def next_probe_at(self) -> float:
+        return self._probed_at + self.probe_interval_s
 
     def _probe(self, engines: Sequence[EngineSnapshot], now: float) -> None:
         self._snapshot = PoolSnapshot(
