@@ -96,6 +96,9 @@ class GatewayRoute:
         }
         return pool_saturation(self._snapshot, in_flight, MODEL, now, self.stale_after_s, policy)
 
+    def tokens_in_flight(self) -> list[int]:
+        return list(self._tokens)
+
     def next_probe_at(self) -> float:
         return self._probed_at + self.probe_interval_s
 
