@@ -1,0 +1,1 @@
+"""Scaling decisions: pure steps over immutable observations, with the time passed in."""

@@ -1,0 +1,220 @@
+"""How many replicas a model needs, as a pipeline of small pure steps.
+
+demand (arrival rate / learned capacity per replica) -> latency correction (observed
+TTFT/ITL against the SLO) -> burst fast path (queue growth) -> no scale-down on missing or
+stale signals -> stabilisation (scale up on the lowest, down on the highest recommendation
+of a window) -> rate limits -> min/max. Each step records what it set and why, so the status
+and the log line can say which step decided.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """Signals for one model at one moment (``None`` where a signal is missing)."""
+
+    at: float
+    ready_replicas: int
+    arrival_rps: float | None = None
+    ttft_p95_s: float | None = None
+    itl_p95_s: float | None = None
+    queued: float | None = None
+    """Requests waiting: held by gateways plus vLLM's waiting queues."""
+    fresh: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Slo:
+    ttft_p95_s: float
+    itl_p95_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Behavior:
+    min_replicas: int = 1
+    max_replicas: int = 100
+    tolerance: float = 0.1
+    """Relative change below which nothing moves (HPA's default tolerance)."""
+    scale_up_window_s: float = 0.0
+    scale_down_window_s: float = 300.0
+    max_scale_up_per_min: int = 8
+    max_scale_down_per_min: int = 2
+    max_latency_correction: float = 2.0
+    queue_per_replica: float = 8.0
+    """Queued requests one new replica is expected to absorb quickly (burst path)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    name: str
+    replicas: int
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    replicas: int
+    steps: tuple[Step, ...]
+
+    @property
+    def decided_by(self) -> Step:
+        """The last step that changed the number."""
+        pairs = zip(self.steps, self.steps[1:], strict=False)
+        changed = [s for prev, s in pairs if s.replicas != prev.replicas]
+        return changed[-1] if changed else self.steps[0]
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """What earlier decisions saw and did, oldest first; the caller keeps it between calls."""
+
+    recommendations: tuple[tuple[float, int], ...] = ()
+    """(time, replicas the demand steps asked for, before stabilisation and limits)."""
+    changes: tuple[tuple[float, int], ...] = ()
+    """(time, replicas added or removed) of applied changes."""
+    last_replicas: int | None = None
+
+    def record(self, decision: Decision, at: float, keep_s: float = 3600.0) -> History:
+        asked = _recommended(decision)
+        recs = tuple((t, r) for t, r in self.recommendations if at - t <= keep_s)
+        changes = tuple((t, d) for t, d in self.changes if at - t <= 60.0)
+        current = decision.steps[0].replicas
+        if decision.replicas != current:
+            changes = (*changes, (at, decision.replicas - current))
+        return History((*recs, (at, asked)), changes, decision.replicas)
+
+
+def _recommended(decision: Decision) -> int:
+    """The number before stabilisation, rate limits and bounds."""
+    for step in reversed(decision.steps):
+        if step.name not in {"stabilize", "rate-limit", "bounds"}:
+            return step.replicas
+    return decision.replicas
+
+
+def decide(
+    obs: Observation,
+    slo: Slo,
+    capacity_rps: float,
+    behavior: Behavior,
+    history: History | None = None,
+) -> Decision:
+    history = history or History()
+    current = obs.ready_replicas if history.last_replicas is None else history.last_replicas
+    steps = [Step("current", current, f"{current} replicas now")]
+    desired = _demand(obs, capacity_rps, current, steps)
+    desired = _latency(obs, slo, desired, behavior, steps)
+    desired = _burst(obs, desired, behavior, steps)
+    desired = _hold_on_missing(obs, desired, current, steps)
+    desired = _tolerance(desired, current, behavior, steps)
+    desired = _stabilize(obs.at, desired, current, behavior, history, steps)
+    desired = _rate_limit(obs.at, desired, current, behavior, history, steps)
+    clamped = min(max(desired, behavior.min_replicas), behavior.max_replicas)
+    if clamped != desired:
+        steps.append(
+            Step(
+                "bounds", clamped, f"kept within [{behavior.min_replicas}, {behavior.max_replicas}]"
+            )
+        )
+    return Decision(clamped, tuple(steps))
+
+
+def _demand(obs: Observation, capacity_rps: float, current: int, steps: list[Step]) -> int:
+    if obs.arrival_rps is None or capacity_rps <= 0:
+        steps.append(Step("demand", current, "no arrival rate: keep the current count"))
+        return current
+    needed = math.ceil(obs.arrival_rps / capacity_rps - 1e-9)
+    steps.append(
+        Step(
+            "demand", needed, f"{obs.arrival_rps:.2f} req/s at {capacity_rps:.2f} req/s per replica"
+        )
+    )
+    return needed
+
+
+def _latency(obs: Observation, slo: Slo, desired: int, b: Behavior, steps: list[Step]) -> int:
+    ratios = [
+        r
+        for r in (_ratio(obs.ttft_p95_s, slo.ttft_p95_s), _ratio(obs.itl_p95_s, slo.itl_p95_s))
+        if r is not None
+    ]
+    if not ratios or max(ratios) <= 1.0:
+        return desired
+    factor = min(max(ratios), b.max_latency_correction)
+    corrected = max(desired, math.ceil(max(obs.ready_replicas, 1) * factor - 1e-9))
+    if corrected != desired:
+        steps.append(Step("latency", corrected, f"latency at {max(ratios):.2f}x its SLO"))
+    return corrected
+
+
+def _burst(obs: Observation, desired: int, b: Behavior, steps: list[Step]) -> int:
+    if obs.queued is None or obs.queued <= b.queue_per_replica * max(obs.ready_replicas, 1):
+        return desired
+    extra = math.ceil(obs.queued / b.queue_per_replica) - max(obs.ready_replicas, 1)
+    burst = max(desired, obs.ready_replicas + extra)
+    if burst != desired:
+        steps.append(Step("burst", burst, f"{obs.queued:.0f} requests queued"))
+    return burst
+
+
+def _hold_on_missing(obs: Observation, desired: int, current: int, steps: list[Step]) -> int:
+    missing = not obs.fresh or obs.arrival_rps is None
+    if missing and desired < current:
+        steps.append(Step("hold", current, "signals missing or stale: never scale down"))
+        return current
+    return desired
+
+
+def _tolerance(desired: int, current: int, b: Behavior, steps: list[Step]) -> int:
+    if current > 0 and desired != current and abs(desired - current) / current <= b.tolerance:
+        steps.append(Step("tolerance", current, f"within {b.tolerance:.0%} of current"))
+        return current
+    return desired
+
+
+def _stabilize(
+    at: float, desired: int, current: int, b: Behavior, history: History, steps: list[Step]
+) -> int:
+    if desired > current and b.scale_up_window_s > 0:
+        window = [*_window(history.recommendations, at, b.scale_up_window_s), desired]
+        stable = max(current, min(window))
+        reason = f"lowest recommendation of the last {b.scale_up_window_s:g}s"
+    elif desired < current and b.scale_down_window_s > 0:
+        window = [*_window(history.recommendations, at, b.scale_down_window_s), desired]
+        stable = min(current, max(window))
+        reason = f"highest recommendation of the last {b.scale_down_window_s:g}s"
+    else:
+        return desired
+    if stable != desired:
+        steps.append(Step("stabilize", stable, reason))
+    return stable
+
+
+def _rate_limit(
+    at: float, desired: int, current: int, b: Behavior, history: History, steps: list[Step]
+) -> int:
+    """Changes applied in the last minute count against the per-minute budgets."""
+    recent = [d for t, d in history.changes if at - t < 60.0]
+    added = sum(d for d in recent if d > 0)
+    removed = -sum(d for d in recent if d < 0)
+    if desired > current:
+        limited = min(desired, current + max(0, b.max_scale_up_per_min - added))
+    else:
+        limited = max(desired, current - max(0, b.max_scale_down_per_min - removed))
+    if limited != desired:
+        budget = f"+{b.max_scale_up_per_min}/-{b.max_scale_down_per_min}"
+        steps.append(Step("rate-limit", limited, f"at most {budget} replicas per minute"))
+    return limited
+
+
+def _window(recommendations: Sequence[tuple[float, int]], at: float, window_s: float) -> list[int]:
+    return [r for t, r in recommendations if at - t <= window_s]
+
+
+def _ratio(observed: float | None, target: float) -> float | None:
+    return None if observed is None or target <= 0 else observed / target

@@ -1,0 +1,75 @@
+"""Table-driven tests of each scaling step, on a fake clock (minutes pass in microseconds)."""
+
+from __future__ import annotations
+
+import pytest
+
+from autoscaler.policy.pipeline import Behavior, History, Observation, Slo, decide
+
+SLO = Slo(ttft_p95_s=1.0, itl_p95_s=0.05)
+FAST = Behavior(scale_down_window_s=0, max_scale_up_per_min=100, max_scale_down_per_min=100)
+
+
+@pytest.mark.parametrize(
+    ("obs", "capacity", "expected", "decided_by"),
+    [
+        (Observation(0, 4, arrival_rps=10.0), 2.0, 5, "demand"),
+        (Observation(0, 4, arrival_rps=8.0), 2.0, 4, "current"),
+        (Observation(0, 4, arrival_rps=8.0, ttft_p95_s=1.5), 2.0, 6, "latency"),
+        (Observation(0, 4, arrival_rps=8.0, ttft_p95_s=9.0), 2.0, 8, "latency"),  # capped 2x
+        (Observation(0, 4, arrival_rps=8.0, itl_p95_s=0.075), 2.0, 6, "latency"),
+        (Observation(0, 4, arrival_rps=8.0, queued=100), 2.0, 13, "burst"),
+        (Observation(0, 4, arrival_rps=8.0, queued=20), 2.0, 4, "current"),  # absorbed
+        (Observation(0, 10, arrival_rps=2.0), 2.0, 1, "demand"),
+        (Observation(0, 10, arrival_rps=None), 2.0, 10, "current"),  # missing: hold
+        (Observation(0, 10, arrival_rps=2.0, fresh=False), 2.0, 10, "hold"),  # stale: hold
+        (Observation(0, 10, arrival_rps=21.0), 2.0, 10, "tolerance"),  # 11 is within 10%
+        (Observation(0, 10, arrival_rps=500.0), 2.0, 100, "bounds"),
+        (Observation(0, 1, arrival_rps=0.0), 2.0, 1, "bounds"),  # min 1
+    ],
+)
+def test_single_decisions(obs, capacity, expected, decided_by):
+    decision = decide(obs, SLO, capacity, FAST)
+    assert decision.replicas == expected
+    assert decision.decided_by.name == decided_by
+    assert all(step.why for step in decision.steps)
+
+
+def run(observations, behavior, capacity=1.0):
+    history, out = History(), []
+    for obs in observations:
+        decision = decide(obs, SLO, capacity, behavior, history)
+        history = history.record(decision, obs.at)
+        out.append(decision.replicas)
+    return out
+
+
+def test_scale_down_waits_for_the_highest_recommendation_of_the_window():
+    behavior = Behavior(scale_down_window_s=300, max_scale_down_per_min=100)
+    # Demand falls from 10 to 2 at t=60; replicas follow only once 300 s have passed.
+    obs = [Observation(t, 10, arrival_rps=10.0 if t < 60 else 2.0) for t in range(0, 600, 30)]
+    replicas = run(obs, behavior)
+    assert replicas[:12] == [10] * 12  # t < 360: 10 was recommended inside the window
+    assert replicas[-1] == 2
+
+
+def test_scale_up_is_immediate_by_default_and_rate_limited():
+    behavior = Behavior(max_scale_up_per_min=4, scale_down_window_s=0)
+    obs = [Observation(t, 2, arrival_rps=20.0) for t in (0, 10, 20, 70, 140)]
+    assert run(obs, behavior) == [6, 6, 6, 10, 14]
+
+
+def test_scale_up_window_ignores_a_one_sample_spike():
+    behavior = Behavior(scale_up_window_s=60, scale_down_window_s=0, max_scale_up_per_min=100)
+    obs = [
+        Observation(0, 4, arrival_rps=4.0),
+        Observation(15, 4, arrival_rps=40.0),
+        Observation(30, 4, arrival_rps=4.0),
+    ]
+    assert run(obs, behavior) == [4, 4, 4]
+
+
+def test_scale_down_is_rate_limited_too():
+    behavior = Behavior(scale_down_window_s=0, max_scale_down_per_min=2)
+    obs = [Observation(t, 10, arrival_rps=1.0) for t in (0, 20, 40, 61, 122)]
+    assert run(obs, behavior) == [8, 8, 8, 6, 4]
