@@ -13,8 +13,6 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 from starlette.types import Receive, Scope, Send
@@ -27,10 +25,10 @@ from gateway.errors import (
     NoHealthyWorker,
     RequestTooLarge,
     UpstreamTimeout,
-    error_body,
 )
+from gateway.exchange import Answer, ClientSide, forwarded_headers, header, stream_error
 from gateway.metrics import GatewayMetrics
-from gateway.protocol import ROUTES, ProxyRequest, SseTap, inspect_request, usage_of_body
+from gateway.protocol import ROUTES, ProxyRequest, SseTap, Usage, inspect_request, usage_of_body
 from gateway.settings import GatewaySettings
 from scheduler.framework import NoEndpointAvailable, Router, RoutingContext
 from scheduler.pool import EndpointPool
@@ -41,10 +39,6 @@ log = logging.getLogger(__name__)
 CLIENT_CLOSED = 499
 SESSION_HEADER = b"x-session-id"
 DRAINING_HEADER = "x-tidegate-draining"
-_HOP_BY_HOP = frozenset(
-    {b"connection", b"keep-alive", b"transfer-encoding", b"content-length", b"date", b"server"}
-)
-_JSON = [(b"content-type", b"application/json")]
 _UPSTREAM_HEADERS = {"content-type": "application/json"}
 _RETRIABLE_CONNECT = (
     aiohttp.ClientConnectorError,
@@ -61,45 +55,11 @@ class _ClientGone(Exception):
 class _TryNext(Exception):
     """This worker failed before anything reached the client; try another."""
 
-    def __init__(self, outcome: str, *, unhealthy: bool, answer: _Answer | None = None) -> None:
+    def __init__(self, outcome: str, *, unhealthy: bool, answer: Answer | None = None) -> None:
         super().__init__(outcome)
         self.outcome = outcome
         self.unhealthy = unhealthy
         self.answer = answer
-
-
-@dataclass(frozen=True, slots=True)
-class _Answer:
-    status: int
-    headers: list[tuple[bytes, bytes]]
-    body: bytes
-
-
-class _Client:
-    """The client side of one exchange: remembers whether the response has started."""
-
-    __slots__ = ("_send", "started")
-
-    def __init__(self, send: Send) -> None:
-        self._send = send
-        self.started = False
-
-    async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
-        self.started = True
-        await self._send({"type": "http.response.start", "status": status, "headers": headers})
-
-    async def body(self, data: bytes, *, more: bool) -> None:
-        await self._send({"type": "http.response.body", "body": data, "more_body": more})
-
-    async def answer(self, answer: _Answer) -> None:
-        headers = [*answer.headers, (b"content-length", str(len(answer.body)).encode())]
-        await self.start(answer.status, headers)
-        await self.body(answer.body, more=False)
-
-    async def error(self, err: GatewayError) -> None:
-        headers = list(_JSON)
-        headers += [(k.lower().encode(), v.encode()) for k, v in err.headers.items()]
-        await self.answer(_Answer(err.status, headers, err.body()))
 
 
 class Proxy:
@@ -134,13 +94,13 @@ class Proxy:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = self._clock()
         route = ROUTES[scope["path"]]
-        client = _Client(send)
+        client = ClientSide(send)
         model, status = "", 500
         try:
             request = inspect_request(
                 await self._read_body(scope, receive),
                 block_chars=self._settings.scheduler.block_chars,
-                session=_header(scope, SESSION_HEADER),
+                session=header(scope, SESSION_HEADER),
             )
             self._check_model(request.model)
             model = request.model
@@ -188,14 +148,14 @@ class Proxy:
     def _admission_ticket(self, scope: Scope) -> tuple[int, str]:
         """(priority, tenant) from the request's headers."""
         admission = self._settings.admission
-        name = _header(scope, self._priority_header) or admission.default_priority
+        name = header(scope, self._priority_header) or admission.default_priority
         priority = admission.priorities.get(name)
         if priority is None:
             known = ", ".join(sorted(admission.priorities))
             raise InvalidRequest(
                 f"Unknown priority {name!r}; use one of: {known}.", param=admission.priority_header
             )
-        return priority, _header(scope, self._tenant_header) or ""
+        return priority, header(scope, self._tenant_header) or ""
 
     def _check_model(self, model: str) -> None:
         if model in self._settings.models or model in self._pool.snapshot.known_models:
@@ -207,7 +167,7 @@ class Proxy:
         self,
         scope: Scope,
         receive: Receive,
-        client: _Client,
+        client: ClientSide,
         request: ProxyRequest,
         ticket: tuple[int, str],
         started: float,
@@ -242,13 +202,13 @@ class Proxy:
     async def _dispatch(
         self,
         path: str,
-        client: _Client,
+        client: ClientSide,
         request: ProxyRequest,
         started: float,
         state: dict[str, bool],
     ) -> int:
         tried: list[str] = []
-        last_answer: _Answer | None = None
+        last_answer: Answer | None = None
         for _ in range(self._settings.retries.max_attempts):
             context = RoutingContext(
                 request=request.routing,
@@ -292,7 +252,7 @@ class Proxy:
     async def _attempt(
         self,
         url: str,
-        client: _Client,
+        client: ClientSide,
         request: ProxyRequest,
         started: float,
         state: dict[str, bool],
@@ -309,10 +269,10 @@ class Proxy:
                         headers=_UPSTREAM_HEADERS,
                         timeout=self._connect_timeout,
                     )
-                    headers = _forwarded_headers(response)
+                    headers = forwarded_headers(response)
                     if response.status != 200 or not request.stream:
                         body = await response.read()
-                        answer = _Answer(response.status, headers, body)
+                        answer = Answer(response.status, headers, body)
                         if response.status == 503:
                             # A draining worker says so: stop routing to it before the next probe.
                             draining = DRAINING_HEADER in response.headers
@@ -351,7 +311,7 @@ class Proxy:
         response: aiohttp.ClientResponse,
         first: bytes,
         headers: list[tuple[bytes, bytes]],
-        client: _Client,
+        client: ClientSide,
         request: ProxyRequest,
         started: float,
         state: dict[str, bool],
@@ -383,31 +343,15 @@ class Proxy:
                         await client.body(ready, more=True)
         except TimeoutError:
             log.warning("stream from %s idle for %ss; closing it", response.url, self._idle_s)
-            await client.body(_stream_error("The worker's stream stalled."), more=True)
+            await client.body(stream_error("The worker's stream stalled."), more=True)
         except aiohttp.ClientPayloadError:
             log.warning("stream from %s broke off mid-way", response.url)
-            await client.body(_stream_error("The worker's stream broke off."), more=True)
+            await client.body(stream_error("The worker's stream broke off."), more=True)
         state["finishing"] = True
         await client.body(tap.flush(), more=False)
         self._account_usage(model, tap.usage)
         return clean
 
-    def _account_usage(self, model: str, usage: Any) -> None:
+    def _account_usage(self, model: str, usage: Usage | None) -> None:
         if usage is not None:
             self._metrics.usage(model, usage.prompt_tokens, usage.completion_tokens)
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
-
-
-def _forwarded_headers(response: aiohttp.ClientResponse) -> list[tuple[bytes, bytes]]:
-    headers = ((k.lower(), v) for k, v in response.raw_headers)
-    return [(k, v) for k, v in headers if k not in _HOP_BY_HOP]
-
-
-def _stream_error(message: str) -> bytes:
-    return b"data: " + error_body(message, "server_error", None, "upstream_stream_error") + b"\n\n"
