@@ -6,7 +6,7 @@ In-flight counts are read from the pool at scrape time, costing the hot path not
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TypeVar, cast
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -140,8 +140,27 @@ class GatewayMetrics:
     def queue_wait(self, seconds: float) -> None:
         self._queue_wait.observe(seconds)
 
+    def watch_admission(self, queued: Callable[[], Mapping[str, int]]) -> None:
+        """Export the requests admission control holds, per model, read at scrape time."""
+        self.registry.register(_QueuedCollector(queued))
+
     def routed(self, queue_depth: float) -> None:
         self._queue_depth.observe(queue_depth)
+
+
+class _QueuedCollector(Collector):
+    def __init__(self, queued: Callable[[], Mapping[str, int]]) -> None:
+        self._queued = queued
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "tidegate_admission_queued_requests",
+            "Requests admission control is holding, by model.",
+            labels=["model"],
+        )
+        for model, count in sorted(self._queued().items()):
+            family.add_metric([model], count)
+        yield family
 
 
 class _InFlightCollector(Collector):

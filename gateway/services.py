@@ -62,6 +62,7 @@ class Services:
         )
         discovery = settings.discovery
         gate = AdmissionGate(settings, pool, metrics, clock)
+        metrics.watch_admission(gate.queued)
         prober = Prober(
             pool,
             session,

@@ -153,10 +153,13 @@ def _latency(obs: Observation, slo: Slo, desired: int, b: Behavior, steps: list[
 
 
 def _burst(obs: Observation, desired: int, b: Behavior, steps: list[Step]) -> int:
-    if obs.queued is None or obs.queued <= b.queue_per_replica * max(obs.ready_replicas, 1):
+    if obs.queued is None or obs.queued <= 0:
         return desired
-    extra = math.ceil(obs.queued / b.queue_per_replica) - max(obs.ready_replicas, 1)
-    burst = max(desired, obs.ready_replicas + extra)
+    ready = obs.ready_replicas
+    if ready > 0 and obs.queued <= b.queue_per_replica * ready:
+        return desired
+    extra = math.ceil(obs.queued / b.queue_per_replica) - max(ready, 1)
+    burst = max(desired, ready + extra, 1)  # at least one: held requests wake a model at zero
     if burst != desired:
         steps.append(Step("burst", burst, f"{obs.queued:.0f} requests queued"))
     return burst

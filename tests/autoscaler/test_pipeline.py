@@ -73,3 +73,11 @@ def test_scale_down_is_rate_limited_too():
     behavior = Behavior(scale_down_window_s=0, max_scale_down_per_min=2)
     obs = [Observation(t, 10, arrival_rps=1.0) for t in (0, 20, 40, 61, 122)]
     assert run(obs, behavior) == [8, 8, 8, 6, 4]
+
+
+def test_scale_from_zero_on_the_first_held_request():
+    to_zero = Behavior(min_replicas=0, scale_down_window_s=0)
+    idle = decide(Observation(0, 0, arrival_rps=0.0, queued=0), SLO, 2.0, to_zero)
+    assert idle.replicas == 0
+    woken = decide(Observation(0, 0, arrival_rps=0.0, queued=1), SLO, 2.0, to_zero)
+    assert woken.replicas == 1 and woken.decided_by.name == "burst"

@@ -3,21 +3,15 @@ resourceVersion handling), with a CRD standing in for EndpointSlices.
 
 The server is upstream apiextensions-apiserver on etcd (see shared/k8s/README.md): it
 serves CRDs only, so the slices here live in ``discovery.tidegate.test/v1``; the adapter's
-requests differ from a cluster's only in that group. Skipped where the server or etcd is
-missing on this machine.
+requests differ from a cluster's only in that group. The server is shared with other
+modules (tests/k8s_server.py): skipped where it or etcd is missing, failed under CI.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import lzma
-import os
-import shutil
-import socket
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +22,8 @@ kubernetes = pytest.importorskip("kubernetes")
 from scheduler.discovery import kube  # noqa: E402
 from scheduler.discovery.kube import ApiResource, KubeSliceApi, api_client  # noqa: E402
 from scheduler.discovery.settings import KubernetesDiscoverySettings  # noqa: E402
+from tests.k8s_server import register_crd  # noqa: E402
 
-K8S = Path(__file__).resolve().parents[3] / "shared" / "k8s"
-BINARY = K8S / "apiextensions-apiserver-v0.36.4-linux-amd64.xz"
 STANDIN = ApiResource("discovery.tidegate.test", "v1", "endpointslices")
 NAMESPACE = "llm"
 SELECTOR = "app.kubernetes.io/instance=tidegate,app.kubernetes.io/component=worker"
@@ -77,74 +70,16 @@ CRD: dict[str, Any] = {
 }
 
 
-def _free_port_block() -> int:
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port + 2 < 65536 and all(_free(port + i) for i in (1, 2)):
-            return int(port)
-    raise RuntimeError("no three free ports in a row")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
 @pytest.fixture(scope="module")
-def kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    if not BINARY.is_file():
-        pytest.skip(f"no API server binary at {BINARY}")
-    for tool in ("etcd", "openssl", "curl"):
-        if shutil.which(tool) is None:
-            pytest.skip(
-                f"{tool} is not installed (Debian: apt-get install etcd-server openssl curl)"
-            )
-    run = tmp_path_factory.mktemp("apiserver")
-    binary = run / "apiextensions-apiserver"
-    binary.write_bytes(lzma.decompress(BINARY.read_bytes()))
-    binary.chmod(0o755)
-    started = subprocess.run(
-        [
-            "bash",
-            str(K8S / "start-apiextensions-apiserver.sh"),
-            str(binary),
-            str(run),
-            str(_free_port_block()),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    try:
-        assert started.returncode == 0, started.stdout + started.stderr
-        yield run / "admin.kubeconfig"
-    finally:
-        for pid_file in run.glob("*.pid"):
-            with contextlib.suppress(ProcessLookupError, ValueError):
-                os.kill(int(pid_file.read_text()), 15)
+def kubeconfig(kube_apiserver: Path) -> Path:
+    return kube_apiserver
 
 
 @pytest.fixture(scope="module")
 def objects(kubeconfig: Path) -> Any:
     api = api_client("kubeconfig", kubeconfig)
-    kubernetes.client.ApiextensionsV1Api(api).create_custom_resource_definition(CRD)
-    custom = kubernetes.client.CustomObjectsApi(api)
-    deadline = time.monotonic() + 30
-    while True:  # established once a list answers
-        try:
-            custom.list_namespaced_custom_object(STANDIN.group, "v1", NAMESPACE, STANDIN.plural)
-            break
-        except kubernetes.client.exceptions.ApiException:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-    yield custom
+    register_crd(api, CRD, NAMESPACE)
+    yield kubernetes.client.CustomObjectsApi(api)
     api.close()
 
 

@@ -81,6 +81,7 @@ def test_held_requests_are_served_by_priority_and_the_queue_is_bounded(workers):
         assert all(r.status_code == 200 for r in served)
         assert finished.index("crit") < finished.index("std1")
         assert gw.metric("tidegate_admission_wait_seconds_count") >= 4
+        assert "tidegate_admission_queued_requests" in httpx.get(gw.url + "/metrics").text
 
 
 def test_unknown_priority_is_a_400(workers):

@@ -116,3 +116,31 @@ capabilities:
   "models" $served }}
 {{- toYaml (mergeOverwrite $generated (deepCopy .Values.gateway.config)) }}
 {{- end }}
+
+{{- define "tidegate.autoscalerName" -}}
+{{- printf "%s-autoscaler" (include "tidegate.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "tidegate.autoscalerServiceAccountName" -}}
+{{- if .Values.autoscaler.serviceAccount.create }}
+{{- default (include "tidegate.autoscalerName" .) .Values.autoscaler.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.autoscaler.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The autoscaler's settings file (autoscaler/controller/settings.py's schema). */}}
+{{- define "tidegate.autoscalerConfig" -}}
+{{- $a := .Values.autoscaler }}
+{{- $generated := dict
+  "namespace" .Release.Namespace
+  "interval_s" $a.intervalSeconds
+  "log_level" $a.logLevel
+  "auth" "in-cluster"
+  "leader_election" (dict "enabled" true "lease_name" (include "tidegate.autoscalerName" .) "namespace" .Release.Namespace)
+  "health" (dict "host" "0.0.0.0" "port" 8080) }}
+{{- if $a.prometheusUrl }}
+{{- $_ := set $generated "signals" (dict "prometheus" (dict "url" $a.prometheusUrl)) }}
+{{- end }}
+{{- toYaml (mergeOverwrite $generated (deepCopy $a.config)) }}
+{{- end }}
