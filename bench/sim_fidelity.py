@@ -1,8 +1,9 @@
 """How closely the simulated worker reproduces real vLLM.
 
-Part (a) calibrates the ``cpu-tiny`` profile against the real CPU vLLM worker: given
-single-request measurements (TTFT for several prompt lengths, ITL at batch 1 and at a
-larger batch) it fits the profile's step costs and can write them as a profile file.
+Part (a) calibrates the ``cpu-tiny`` profile against a real CPU vLLM worker that it
+starts (and stops) itself, then runs one workload, with lengths from the Azure 2023
+conversation trace, against the real worker and the simulator at two concurrencies
+(``sim_fidelity_cpu``; the real worker's client is ``sim_fidelity_real``).
 
 Part (b) replays, in virtual time, the workloads of published vLLM benchmarks on the GPU
 profiles and compares the predictions with the published numbers. Sources (each case
@@ -26,8 +27,11 @@ repeats its own):
 Usage::
 
     python bench/sim_fidelity.py --part b          # one JSON line per comparison
-    python bench/sim_fidelity.py --part a --measurements m.json --write-profile p.yaml
+    python bench/sim_fidelity.py --part a          # real CPU vLLM, about 4 minutes
+    python bench/sim_fidelity.py --part a --save-calibration   # also refresh bench/data/
+    python bench/sim_fidelity.py --part a --calibration c.json --write-profile p.yaml
 
+Each line of part (a) has ``metric``, ``concurrency``, ``real``, ``sim``, ``error_pct``.
 Each line of part (b) has ``metric``, ``published``, ``sim``, ``error_pct`` plus the case,
 profile and source. ShareGPT prompts are not shipped here: those workloads use a
 deterministic ShareGPT-like length mix fitted to the published sample's statistics
@@ -48,21 +52,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from workers.sim.calibration import StepMeasurements, fit_linear_costs, measured_profile  # noqa: E402
 from workers.sim.engine import RequestRecord  # noqa: E402
 from workers.sim.engine_config import EngineConfig  # noqa: E402
-from workers.sim.profiles import (  # noqa: E402
-    CPU_KV_CACHE_BYTES,
-    CPU_TINY_KV_BYTES_PER_TOKEN,
-    ProfileRegistry,
-    builtin_registry,
-)
+from workers.sim.profiles import ProfileRegistry, builtin_registry  # noqa: E402
 from workers.sim.replay import (  # noqa: E402
     ReplayReport,
     ReplayRequest,
@@ -296,28 +292,17 @@ def _line(
     }
 
 
-def part_a(measurements_path: Path | None, write_profile: Path | None) -> list[dict[str, Any]]:
-    """Fit ``cpu-tiny`` from measurements of the real CPU worker (a JSON file with the
-    fields of ``StepMeasurements``); measuring them is the caller's job for now."""
-    if measurements_path is None:
-        return [{"part": "a", "skipped": "no --measurements file given"}]
-    measurements = StepMeasurements.model_validate_json(measurements_path.read_text())
-    costs = fit_linear_costs(measurements)
-    if write_profile is not None:
-        spec = measured_profile(
-            costs,
-            kv_bytes_per_token=CPU_TINY_KV_BYTES_PER_TOKEN,
-            kv_cache_bytes=CPU_KV_CACHE_BYTES,
-            max_model_len=2048,
-        )
-        write_profile.write_text(yaml.safe_dump({"profiles": [spec.model_dump()]}))
-    return [{"part": "a", "profile": "cpu-tiny", **costs.model_dump()}]
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--part", choices=["a", "b", "all"], default="b")
-    parser.add_argument("--measurements", type=Path, help="part a: measured timings (JSON)")
+    parser.add_argument(
+        "--calibration", type=Path, help="part a: fit this saved calibration, run nothing"
+    )
+    parser.add_argument(
+        "--save-calibration",
+        action="store_true",
+        help="part a: also write the measurements to bench/data/cpu_tiny_calibration.json",
+    )
     parser.add_argument("--write-profile", type=Path, help="part a: write the fitted profile")
     parser.add_argument("--profile-file", type=Path, help="extra profiles for part b")
     args = parser.parse_args(argv)
@@ -326,7 +311,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         registry = registry.with_file(args.profile_file)
     lines: list[dict[str, Any]] = []
     if args.part in ("a", "all"):
-        lines += part_a(args.measurements, args.write_profile)
+        from sim_fidelity_cpu import part_a  # the real worker's client, only when asked
+
+        lines += part_a(args.calibration, args.save_calibration, args.write_profile)
     if args.part in ("b", "all"):
         lines += part_b(registry)
     for line in lines:

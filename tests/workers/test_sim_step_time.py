@@ -105,6 +105,20 @@ def test_linear_costs_add_up() -> None:
     assert model.step_seconds(prefill(10)) == pytest.approx(0.01 + 0.01 + 0.001 + 0.005)
 
 
+def test_linear_costs_charge_attention_pairs_and_excess_host_work() -> None:
+    costs = LinearCosts(
+        step_overhead_s=0.002, prefill_token_s=0.0, decode_token_s=0.0001, attention_pair_s=1e-8
+    )
+    assert LinearStepTime(costs).step_seconds(prefill(1000)) == pytest.approx(
+        0.002 + 1e-8 * 1000 * 1001 / 2
+    )
+    host = LinearStepTime(costs.model_copy(update={"host_seq_s": 0.0003, "host_slack_s": 0.0024}))
+    assert host.step_seconds(decode(8, 10)) == pytest.approx(0.002 + 0.0008 + 1e-8 * 80)
+    assert host.step_seconds(decode(16, 10)) == pytest.approx(
+        0.002 + 0.0016 + 1e-8 * 160 + (0.0003 * 16 - 0.0024)
+    )
+
+
 def test_model_specs_match_their_cards() -> None:
     assert LLAMA_31_8B.kv_bytes_per_token() == 128 * 1024  # 2 * 32 layers * 8 * 128 * 2 B
     assert LLAMA_31_70B.kv_bytes_per_token(8) == 2 * 80 * 1 * 128 * 2

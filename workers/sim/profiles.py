@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from workers.sim.engine_config import EngineConfig
+from workers.sim.frontend import FrontendLatency
 from workers.sim.step_time import (
     HardwareSpec,
     LinearCosts,
@@ -102,11 +103,20 @@ A100_40GB = A100_80GB.model_copy(
     }
 )
 
-# The tiny CPU model's shape (hidden 128, 2 layers, 2 heads of 64, BF16 KV cache); its
-# costs are placeholders until measured against the real CPU worker (sim_fidelity --part a).
+# The tiny CPU model (hidden 128, 2 layers, 2 KV heads of 64, BF16 KV cache) on the real
+# 2-core CPU vLLM worker. Fitted by workers.sim.calibration from bench/data/
+# cpu_tiny_calibration.json (`python bench/sim_fidelity.py --part a --save-calibration`;
+# a unit test checks these numbers still are that file's fit).
 CPU_TINY_COSTS = LinearCosts(
-    step_overhead_s=8e-3, prefill_token_s=20e-6, decode_token_s=60e-6, context_token_s=0.0
+    step_overhead_s=2.481e-3,
+    prefill_token_s=15.41e-6,
+    decode_token_s=123.4e-6,
+    context_token_s=0.1557e-6,
+    attention_pair_s=5.709e-9,
 )
+# The same worker's API server: the time a request spends outside the engine, for
+# client-view replays (workers.sim.frontend); the engines themselves do not add it.
+CPU_TINY_FRONTEND = FrontendLatency(base_s=5.384e-3, per_running_s=0.1149e-3)
 CPU_TINY_KV_BYTES_PER_TOKEN = 2 * 2 * 2 * 64 * 2.0
 CPU_KV_CACHE_BYTES = 4 * GIB  # vLLM's CPU backend default VLLM_CPU_KVCACHE_SPACE=4 (GiB)
 
@@ -165,7 +175,7 @@ BUILTIN_PROFILES: tuple[RooflineProfileSpec | MeasuredProfileSpec, ...] = (
         kv_bytes_per_token=CPU_TINY_KV_BYTES_PER_TOKEN,
         kv_cache_bytes=CPU_KV_CACHE_BYTES,
         max_model_len=2048,
-        description="tiny model on the 2-core CPU vLLM worker (placeholder costs)",
+        description="tiny model on the 2-core CPU vLLM worker (measured costs)",
     ),
 )
 

@@ -15,9 +15,10 @@ Two models share one small interface (``StepTimeModel``):
       t_comm = 2 L (allreduce_latency + 2 (tp - 1) / tp * tokens * h * act_bytes / link_bw)
       step   = t_gemm + t_attn + t_comm + step_overhead
 
-- ``LinearStepTime`` is data-driven: a per-step overhead plus measured per-token costs.
-  It models the CPU worker, whose costs come from measurements, not datasheets
-  (``workers.sim.calibration`` fits it).
+- ``LinearStepTime`` is data-driven: a per-step overhead plus measured costs per token,
+  per KV entry read and per attention pair, plus per-sequence host work where it no
+  longer hides behind the model's. It models the CPU worker, whose costs come from measurements, not
+  datasheets (``workers.sim.calibration`` fits it).
 
 The specs are typed, frozen and reject unknown fields, so a profile file with a typo
 fails when it is loaded.
@@ -165,8 +166,17 @@ class RooflineStepTime:
 
 
 class LinearCosts(BaseModel):
-    """Measured costs of one worker: a step is ``step_overhead_s`` plus per-token terms,
-    plus ``prefill_step_extra_s`` when the step carries any prompt tokens."""
+    """Measured costs of one worker: a step is ``step_overhead_s`` plus per-token terms
+    (``context_token_s`` per KV entry read, ``attention_pair_s`` per causal (query, key)
+    pair, which makes a long prefill grow with the square of its length), plus
+    ``prefill_step_extra_s`` when the step carries any prompt tokens.
+
+    ``host_seq_s`` and ``host_slack_s`` describe per-sequence work outside the model
+    (scheduling, detokenizing, streaming) that shares the cores with it, as on the CPU
+    worker: it overlaps the model's work until ``host_seq_s * num_seqs`` exceeds
+    ``host_slack_s``, and lengthens the step by the excess beyond that. Zero (the
+    default) means none.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -174,7 +184,10 @@ class LinearCosts(BaseModel):
     prefill_token_s: float = Field(ge=0, allow_inf_nan=False)
     decode_token_s: float = Field(ge=0, allow_inf_nan=False)
     context_token_s: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    attention_pair_s: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     prefill_step_extra_s: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    host_seq_s: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    host_slack_s: float = Field(default=0.0, ge=0, allow_inf_nan=False)
 
 
 class LinearStepTime:
@@ -192,7 +205,9 @@ class LinearStepTime:
             + c.prefill_token_s * batch.num_prefill_tokens
             + c.decode_token_s * batch.num_decode_tokens
             + c.context_token_s * batch.context_tokens
+            + c.attention_pair_s * batch.attention_pairs
         )
         if batch.num_prefill_tokens:
             seconds += c.prefill_step_extra_s
-        return seconds
+        excess = c.host_seq_s * batch.num_seqs - c.host_slack_s
+        return seconds + excess if excess > 0 else seconds
