@@ -101,8 +101,12 @@ def main() -> None:
     parser.add_argument("--unloaded-load", type=float, default=5.0)
     parser.add_argument("--saturating-load", type=float, default=60.0)
     parser.add_argument("--queue-threshold", type=float, default=4.0)
-    parser.add_argument("--max-running", type=int, default=256,
-                        help="requests per worker the gate lets run (the engine max_num_seqs)")
+    parser.add_argument(
+        "--max-running",
+        type=int,
+        default=256,
+        help="requests per worker the gate lets run (the engine max_num_seqs)",
+    )
     parser.add_argument("--window-s", type=float, default=120.0, help="replayed seconds")
     args = parser.parse_args()
     unloaded = run(args, args.unloaded_load, admission=False)

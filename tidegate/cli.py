@@ -17,6 +17,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sim-worker": ("workers.sim.cli", "run a simulated vLLM-compatible worker"),
     "worker": ("workers.vllm.cli", "run a real vLLM worker that drains on SIGTERM"),
     "make-tiny-model": ("workers.tinymodel.cli", "build a tiny random model for local vLLM"),
+    "autoscaler": ("autoscaler.controller.cli", "scale worker pools from ModelScaler objects"),
+    "tune": ("workers.tune.cli", "cheapest GPU, vLLM settings and replicas for a trace and SLO"),
+    "replay": ("autoscaler.replay.cli", "what-if of a scaling policy on a trace, in virtual time"),
 }
 
 
