@@ -1,0 +1,104 @@
+"""``tidegate replay``: a what-if of one scaling policy on a trace, in virtual time.
+
+    tidegate replay --trace ../shared/data/traces/azure2023_conv.csv --policy tidegate \\
+        --rates ../shared/data/traces/aggregate/servegen_language_m-large_rate_10min.csv \\
+        --json --plot tidegate.png
+
+Prints a summary (or with ``--json`` one JSON line); exit status 2 on bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import cast
+
+from pydantic import ValidationError
+
+from autoscaler.replay.pools import PoolsError, parse_pools
+from autoscaler.replay.report import table
+from autoscaler.replay.runner import (
+    POLICIES,
+    PolicyName,
+    ReplaySettings,
+    Workload,
+    capacity,
+    replay_policy,
+)
+from workers.sim.profiles import ProfileError, builtin_registry
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tidegate replay", description=__doc__.split("\n\n")[0])
+    p.add_argument("--trace", type=Path, required=True, help="request-level trace (lengths)")
+    p.add_argument("--policy", choices=POLICIES, required=True)
+    p.add_argument(
+        "--pools",
+        help="spot+on-demand (default), on-demand, spot, a YAML/JSON file or inline YAML list",
+    )
+    p.add_argument("--rates", type=Path, help="aggregate rate curve (ServeGen 10-min CSV)")
+    p.add_argument("--day", type=int, default=10, help="day of the rate curve (default 10)")
+    p.add_argument("--hours", type=float, default=24.0)
+    p.add_argument("--peak-rps", type=float, default=160.0, help="rate curve scaled to this")
+    p.add_argument("--time-scale", type=float, default=24.0, help="scenario s per virtual s")
+    p.add_argument("--speedup", type=float, default=1.0, help="trace replay without --rates")
+    p.add_argument("--limit", type=int, help="only the first N requests")
+    p.add_argument("--profile", default="llama3-8b-h100")
+    p.add_argument("--ttft-slo", type=float, default=1.0, help="seconds")
+    p.add_argument("--itl-slo", type=float, default=0.05, help="seconds")
+    p.add_argument("--capacity-rps", type=float, help="per replica (default: calibrated)")
+    p.add_argument(
+        "--spot-fallback-after",
+        type=float,
+        default=300.0,
+        help="tidegate: seconds spot may stay unschedulable before on-demand takes over",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="one JSON line")
+    p.add_argument("--plot", type=Path, help="write a PNG of load, replicas and TTFT p95")
+    return p
+
+
+def main(argv: Sequence[str]) -> int:
+    args = parser().parse_args(list(argv))
+    try:
+        pools = parse_pools(args.pools)
+        settings = ReplaySettings(
+            trace=args.trace,
+            rates=args.rates,
+            day=args.day,
+            hours=args.hours,
+            peak_rps=args.peak_rps,
+            time_scale=args.time_scale,
+            speedup=args.speedup,
+            limit=args.limit,
+            profile=args.profile,
+            ttft_slo_s=args.ttft_slo,
+            itl_slo_s=args.itl_slo,
+            capacity_rps=args.capacity_rps,
+            spot_fallback_after_s=args.spot_fallback_after,
+            seed=args.seed,
+        )
+        builtin_registry().get(settings.profile)
+        workload = Workload(settings)
+    except (PoolsError, ProfileError, ValidationError, OSError, ValueError, KeyError) as error:
+        print(f"tidegate replay: {error}", file=sys.stderr)
+        return 2
+    result = replay_policy(
+        cast(PolicyName, args.policy), pools, settings, workload, capacity(settings, workload)
+    )
+    if args.json:
+        print(result.to_json())
+    else:
+        print(
+            f"{len(workload.requests)} requests over {result.scenario_hours:g} scenario hours "
+            f"(x{result.time_scale:g} compressed), {result.capacity_rps:.2f} req/s per replica"
+        )
+        print(table([result]))
+    if args.plot is not None:
+        from autoscaler.replay.plot import plot_run
+
+        plot_run(result, args.plot, settings.ttft_slo_s)
+    return 0

@@ -1,0 +1,179 @@
+"""One what-if from its settings: arrivals, the replica's capacity at the SLO, the policy by
+name, the cluster and the loop; the composition root of ``tidegate replay`` and
+``bench/autoscale.py``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from autoscaler.policy.capacity import SpotSettings
+from autoscaler.policy.pipeline import Slo
+from autoscaler.replay.calibrate import Capacity, attainment_at, capacity_at_slo
+from autoscaler.replay.cluster import ClusterModel, PoolStatus
+from autoscaler.replay.elastic import ElasticRoute
+from autoscaler.replay.market import draw_market
+from autoscaler.replay.peer_policies import KpaPolicy, QueueDepthPolicy, SkyServePolicy
+from autoscaler.replay.policies import ScalingPolicy, StaticPolicy, TidegatePolicy, single_pool
+from autoscaler.replay.pools import PoolSpec
+from autoscaler.replay.report import ReplayResult, summarize
+from autoscaler.replay.scenario import (
+    curve_arrivals,
+    peak_rate,
+    read_lengths,
+    read_rate_curve,
+)
+from autoscaler.replay.whatif import run_whatif
+from scheduler.config import SchedulerSettings, build_router
+from workers.sim.engine_config import EngineConfig
+from workers.sim.profiles import builtin_registry
+from workers.sim.replay import VirtualEngine
+from workers.sim.trace import read_trace
+
+PolicyName = Literal["static", "queue-depth", "kpa", "skyserve", "tidegate"]
+POLICIES: tuple[PolicyName, ...] = ("static", "queue-depth", "kpa", "skyserve", "tidegate")
+
+
+class ReplaySettings(BaseModel):
+    """A what-if's inputs. With ``rates``, arrivals follow that day of the rate curve
+    (scaled to ``peak_rps``, compressed ``time_scale`` times) with lengths from ``trace``;
+    without, the trace's own arrivals replay (``speedup`` faster)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    trace: Path
+    rates: Path | None = None
+    day: int = Field(default=10, ge=0)
+    hours: float = Field(default=24.0, gt=0)
+    peak_rps: float = Field(default=160.0, gt=0)
+    time_scale: float = Field(default=24.0, gt=0, description="scenario s per virtual s")
+    speedup: float = Field(default=1.0, gt=0)
+    limit: int | None = Field(default=None, ge=1)
+    profile: str = "llama3-8b-h100"
+    ttft_slo_s: float = Field(default=1.0, gt=0)
+    itl_slo_s: float = Field(default=0.05, gt=0)
+    capacity_rps: float | None = Field(default=None, gt=0)
+    concurrency: float | None = Field(default=None, gt=0)
+    spot_fallback_after_s: float = Field(
+        default=300.0, ge=0, description="Tidegate: spot pending this long -> on-demand"
+    )
+    seed: int = 0
+    signal_window_s: float = Field(default=60.0, gt=0)
+    sample_s: float = Field(default=300.0, gt=0)
+
+    @property
+    def slo(self) -> Slo:
+        return Slo(ttft_p95_s=self.ttft_slo_s, itl_p95_s=self.itl_slo_s)
+
+    @property
+    def scale(self) -> float:
+        """Scenario seconds per virtual second."""
+        return self.time_scale if self.rates is not None else 1.0
+
+
+class Workload:
+    """Arrivals on the virtual clock and what they imply: horizon, peak, starting rate."""
+
+    def __init__(self, settings: ReplaySettings) -> None:
+        self.lengths = read_lengths(settings.trace)
+        k = settings.scale
+        if settings.rates is not None:
+            curve = read_rate_curve(settings.rates, settings.day, settings.hours)
+            curve = curve.scaled_to_peak(settings.peak_rps)
+            self.horizon_s = settings.hours * 3600.0
+            self.requests = curve_arrivals(
+                curve, self.lengths, duration_s=self.horizon_s, time_scale=k, seed=settings.seed
+            )
+            self.peak_rps = curve.peak
+            self.start_rps = curve.at(0.0)
+        else:
+            self.requests = read_trace(
+                settings.trace, limit=settings.limit, speedup=settings.speedup
+            )
+            last = self.requests[-1].arrival_s if self.requests else 0.0
+            self.horizon_s = last
+            self.peak_rps = peak_rate(self.requests, 600.0)
+            head = [r for r in self.requests if r.arrival_s < 60.0]
+            self.start_rps = len(head) / 60.0
+        if settings.limit is not None:
+            self.requests = self.requests[: settings.limit]
+            if self.requests:
+                self.horizon_s = min(self.horizon_s, self.requests[-1].arrival_s * k)
+
+
+def capacity(settings: ReplaySettings, workload: Workload) -> Capacity:
+    profile = builtin_registry().get(settings.profile)
+    if settings.capacity_rps is not None:
+        concurrency = settings.concurrency
+        if concurrency is None:
+            _, concurrency = attainment_at(
+                settings.capacity_rps, profile, EngineConfig(), workload.lengths, settings.slo
+            )
+        return Capacity(settings.capacity_rps, concurrency)
+    return capacity_at_slo(profile, EngineConfig(), workload.lengths, settings.slo, high=40.0)
+
+
+def build_policy(
+    name: PolicyName,
+    pools: Sequence[PoolStatus],
+    cap: Capacity,
+    peak_rps: float,
+    settings: ReplaySettings,
+) -> ScalingPolicy:
+    single = single_pool(pools)
+    ceiling = next(p.max_replicas for p in pools if p.name == single)
+    if name == "static":
+        return StaticPolicy(single, max(1, math.ceil(peak_rps / cap.rps - 1e-9)))
+    if name == "queue-depth":
+        return QueueDepthPolicy(single, max_replicas=ceiling)
+    if name == "kpa":
+        return KpaPolicy(single, target_concurrency=cap.concurrency, max_replicas=ceiling)
+    if name == "skyserve":
+        spot_pool = next((p.name for p in pools if p.capacity_type == "spot"), None)
+        return SkyServePolicy(spot_pool, single, cap.rps, max_replicas=ceiling)
+    spot = SpotSettings(fallback_after_s=settings.spot_fallback_after_s)
+    return TidegatePolicy(cap.rps, settings.slo, spot=spot)
+
+
+def replay_policy(
+    name: PolicyName,
+    pools: Sequence[PoolSpec],
+    settings: ReplaySettings,
+    workload: Workload,
+    cap: Capacity,
+) -> ReplayResult:
+    k = settings.scale
+    market = draw_market(pools, workload.horizon_s, settings.seed)
+    cluster = ClusterModel(pools, market, seed=settings.seed)
+    policy = build_policy(name, cluster.status(0.0), cap, workload.peak_rps, settings)
+    profile = builtin_registry().get(settings.profile)
+    route = ElasticRoute(build_router(SchedulerSettings()), seed=settings.seed)
+    started = time.process_time()
+    run = run_whatif(
+        workload.requests,
+        policy,
+        cluster,
+        route,
+        lambda: VirtualEngine(profile, EngineConfig()),
+        initial_replicas=max(1, math.ceil(workload.start_rps / cap.rps - 1e-9)),
+        time_scale=k,
+        horizon_s=workload.horizon_s,
+        signal_window_s=settings.signal_window_s,
+        sample_s=settings.sample_s,
+    )
+    return summarize(
+        name,
+        run,
+        cluster,
+        settings.slo,
+        horizon_s=workload.horizon_s,
+        time_scale=k,
+        capacity_rps=cap.rps,
+        cpu_s=time.process_time() - started,
+    )

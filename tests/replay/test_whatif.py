@@ -1,0 +1,151 @@
+"""The what-if end to end on a few hundred requests: the loop, the report, the command."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from autoscaler.replay.cli import main
+from autoscaler.replay.cluster import ClusterModel, PoolStatus
+from autoscaler.replay.elastic import ElasticRoute
+from autoscaler.replay.market import draw_market
+from autoscaler.replay.policies import ClusterView
+from autoscaler.replay.pools import PoolSpec, parse_pools
+from autoscaler.replay.runner import ReplaySettings, Workload, capacity, replay_policy
+from autoscaler.replay.signals import SignalWindow, SortedWindow
+from autoscaler.replay.whatif import run_whatif
+from scheduler.config import SchedulerSettings, build_router
+from workers.sim.engine_config import EngineConfig
+from workers.sim.profiles import builtin_registry
+from workers.sim.replay import ReplayRequest, VirtualEngine
+
+PROFILE = builtin_registry().get("llama3-8b-h100")
+FIELDS = {"policy", "slo_attainment", "cost", "replica_hours", "scaling_actions"}
+
+
+@pytest.fixture
+def trace(tmp_path: Path) -> Path:
+    """300 requests at about 10 req/s, conversation-like lengths."""
+    rng = random.Random(7)
+    lines, t = ["arrival_s,input_tokens,output_tokens"], 0.0
+    for _ in range(300):
+        t += rng.expovariate(10.0)
+        lines.append(f"{t:.4f},{rng.randint(200, 2000)},{rng.randint(20, 300)}")
+    path = tmp_path / "trace.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("policy", ["static", "queue-depth", "kpa", "skyserve", "tidegate"])
+def test_every_policy_replays_and_reports(trace, policy):
+    settings = ReplaySettings(trace=trace, capacity_rps=5.0, concurrency=20.0)
+    workload = Workload(settings)
+    result = replay_policy(
+        policy, parse_pools(None), settings, workload, capacity(settings, workload)
+    )
+    assert result.requests == 300 and result.served + result.lost + result.abandoned == 300
+    assert 0.9 <= result.slo_attainment <= 1.0
+    assert result.cost == pytest.approx(sum(result.cost_by_pool.values())) and result.cost > 0
+    hours = sum(result.replica_hours.values())
+    assert hours > 0 and result.scenario_hours == pytest.approx(workload.horizon_s / 3600)
+    line = json.loads(result.to_json())
+    assert line.keys() >= FIELDS and line["policy"] == policy
+    assert set(line["replica_hours"]) == {"spot", "on-demand"}
+
+
+@dataclass
+class Fixed:
+    """Keeps the given replicas per pool."""
+
+    replicas: dict[str, int]
+    name: str = "fixed"
+    interval_s: float = 1.0
+
+    def initial(self, pools: Sequence[PoolStatus], replicas: int) -> dict[str, int]:
+        return dict(self.replicas)
+
+    def decide(self, view: ClusterView) -> dict[str, int]:
+        return dict(self.replicas)
+
+
+def preempted_run(notice_s: float):
+    spot = PoolSpec(
+        name="spot",
+        capacity_type="spot",
+        price_per_hour=2.41,
+        node_launch_s=1.0,
+        image_pull_s=1.0,
+        model_load_s=1.0,
+        notice_s=notice_s,
+        mass_preemptions_at=(10.0,),
+        mass_preemption_share=1.0,
+        unavailable_after_mass_s=4.0,
+    )
+    # Long outputs so requests are still running at the notice; a burst right after it.
+    requests = [ReplayRequest(f"r{i}", i * 0.05, 1500, 600) for i in range(300)]
+    cluster = ClusterModel([spot], draw_market([spot], 100.0), seed=0)
+    route = ElasticRoute(build_router(SchedulerSettings()))
+    run = run_whatif(
+        requests,
+        Fixed({"spot": 2}),
+        cluster,
+        route,
+        lambda: VirtualEngine(PROFILE, EngineConfig()),
+        initial_replicas=2,
+        time_scale=1.0,
+        horizon_s=60.0,
+    )
+    return run, cluster
+
+
+def test_preemption_retries_unstarted_requests_and_loses_what_outlives_the_notice():
+    run, cluster = preempted_run(notice_s=0.5)
+    assert cluster.preemptions == 2 and cluster.mass_preemptions == 1
+    assert run.retried > 0  # queued on the noticed replicas: sent elsewhere (held, then served)
+    lost = [o for o in run.outcomes if o.fate == "lost"]
+    assert lost and all(o.arrival_s < 10.0 for o in lost)  # running at the notice, cut at 10.5
+    assert len(run.outcomes) == 300
+    late = [o for o in run.outcomes if o.fate == "served" and o.arrival_s >= 10.0]
+    assert late and min(o.ttft_s for o in late) > 0  # served by the replacements
+
+
+def test_a_long_enough_notice_loses_nothing():
+    run, _ = preempted_run(notice_s=120.0)
+    assert all(o.fate == "served" for o in run.outcomes) and run.retried > 0
+
+
+def test_the_command_prints_one_json_line_and_a_plot(trace, tmp_path, capsys):
+    plot = tmp_path / "run.png"
+    argv = ["--trace", str(trace), "--policy", "tidegate", "--capacity-rps", "5", "--json"]
+    assert main([*argv, "--plot", str(plot)]) == 0
+    (line,) = capsys.readouterr().out.strip().splitlines()
+    assert json.loads(line).keys() >= FIELDS
+    assert plot.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [["--pools", "[{name: x, capacity_type: cheap, price_per_hour: 1}]"], ["--profile", "nope"]],
+)
+def test_the_command_refuses_bad_settings(trace, capsys, extra):
+    assert main(["--trace", str(trace), "--policy", "kpa", *extra]) == 2
+    assert "tidegate replay:" in capsys.readouterr().err
+
+
+def test_sliding_quantiles_and_rates():
+    window = SortedWindow(10.0)
+    for t in range(20):
+        window.add(float(t), float(t))
+    window.expire(19.0)  # keeps 9..19
+    assert len(window) == 11 and window.quantile(0.95) == 19.0 and window.quantile(0.5) == 14.0
+    signals = SignalWindow(10.0)
+    for t in range(100):
+        signals.arrival(t * 0.5)
+    reading = signals.read(49.5, waiting=3, held=2, in_flight=10)
+    assert reading.arrival_rps == pytest.approx(2.0, rel=0.06)
+    assert (reading.queued, reading.in_flight, reading.ttft_p95_s) == (5, 12, None)
