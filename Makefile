@@ -16,7 +16,7 @@ CPU_UNUSED := torchvision torchaudio torchcodec triton
 
 $(BIN)/tidegate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
 	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
 ifneq (,$(findstring cpu,$(EXTRAS)))
 	$(BIN)/python -m pip uninstall -q -y $(CPU_UNUSED)
