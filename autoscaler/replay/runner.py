@@ -38,6 +38,9 @@ from workers.sim.trace import read_trace
 
 PolicyName = Literal["static", "queue-depth", "kpa", "skyserve", "tidegate"]
 POLICIES: tuple[PolicyName, ...] = ("static", "queue-depth", "kpa", "skyserve", "tidegate")
+KNATIVE_TARGET_UTILIZATION = 0.7
+"""Knative's ``container-concurrency-target-percentage`` default (config-autoscaler): the KPA
+aims at 70% of what a replica can hold; here, of its in-flight count at the SLO capacity."""
 
 
 class ReplaySettings(BaseModel):
@@ -133,7 +136,8 @@ def build_policy(
     if name == "queue-depth":
         return QueueDepthPolicy(single, max_replicas=ceiling)
     if name == "kpa":
-        return KpaPolicy(single, target_concurrency=cap.concurrency, max_replicas=ceiling)
+        target = KNATIVE_TARGET_UTILIZATION * cap.concurrency
+        return KpaPolicy(single, target_concurrency=target, max_replicas=ceiling)
     if name == "skyserve":
         spot_pool = next((p.name for p in pools if p.capacity_type == "spot"), None)
         return SkyServePolicy(spot_pool, single, cap.rps, max_replicas=ceiling)

@@ -200,3 +200,19 @@ def test_tidegate_falls_back_to_on_demand_when_spot_stays_pending():
     assert policy.decide(view(200.0, *fleet, rps=50.0)) == {"spot": 5, "od": 1}  # < 300 s
     out = policy.decide(view(400.0, *fleet, rps=50.0))
     assert out == {"spot": 2, "od": 3}  # spot held at its ready 2, the rest on demand
+
+
+# -- warm start: each policy starts as if it had been running ----------------------------
+
+
+def test_warm_started_policies_do_not_collapse_before_their_windows_fill():
+    queue = QueueDepthPolicy("od")
+    queue.initial([status()], 10)
+    assert queue.decide(view(0.0, status(desired=10))) == {"od": 10}  # 5-min window
+    kpa_ = kpa()
+    kpa_.initial([status()], 10)
+    assert kpa_.decide(view(0.0, status(ready=10))) == {"od": 10}  # Knative starts panicking
+    tidegate = TidegatePolicy(capacity_rps=10.0, slo=SLO)
+    tidegate.initial(tidegate_pools(), 10)
+    fleet = tidegate_pools(spot_desired=10, spot_ready=10, od_desired=1, od_ready=1)
+    assert tidegate.decide(view(15.0, *fleet, rps=20.0)) == {"spot": 10, "od": 1}

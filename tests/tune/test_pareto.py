@@ -41,6 +41,15 @@ def test_exact_ties_keep_one_on_the_front_the_one_with_more_goodput_per_dollar()
     assert pareto_front([second, first]) == [first]
 
 
+def test_full_ties_prefer_the_smaller_limits_not_the_label_order() -> None:
+    small = measured(group("slow", 1, 64), 1)
+    large = measured(group("slow", 1, 128), 1)  # "seqs128" sorts before "seqs64" as text
+    assert pareto_front([large, small]) == [small]
+    assert judge(large, [small], SLO).reason == (
+        "ties with slow tp1 seqs64 mbt2048 x1 on cost and latency (it ranks first)"
+    )
+
+
 def test_front_keeps_trades_drops_dominated_and_slo_breakers_cheapest_first() -> None:
     cheap = measured(A, 1, usd=1, ttft=0.9, itl=0.04)
     faster = measured(A, 2, usd=2, ttft=0.3, itl=0.03)

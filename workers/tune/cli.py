@@ -92,7 +92,7 @@ def _settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Tune
 def _progress(outcome: Outcome, same_as: Candidate | None) -> None:
     verdict = "meets" if outcome.meets_slo else "breaks"
     if same_as is not None:
-        detail = f"the same as {same_as.label}: its batch limits never bound"
+        detail = f"the same replay as {same_as.label}: its smaller limits never bound"
     elif isinstance(outcome, Breached):
         detail = f"stopped after {outcome.finished:,} requests"
     else:

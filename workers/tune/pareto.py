@@ -5,7 +5,7 @@
   of several exactly equal ones, only the first in recommendation order.
 - The **recommendation**: the cheapest deployment that meets the SLO; among equally cheap
   ones on the front, the most goodput tokens per dollar, then the lowest p95 TTFT, ITL,
-  and label (``rank_key``): the first of the front.
+  then the smaller limits (``rank_key``): the first of the front.
 - A **verdict** for everything else: vLLM would not start it (``memory``, ``invalid``),
   it breaks the SLO (``slo``), a front deployment is at least as cheap and as fast
   (``dominated``), or it was not simulated because it could not be cheaper than a
@@ -19,13 +19,15 @@ from dataclasses import dataclass
 from typing import Literal
 
 from workers.tune.outcome import Breached, Measured, Outcome, Slo
-from workers.tune.space import EngineGroup, Misfit
+from workers.tune.space import Candidate, EngineGroup, Misfit
 
 VerdictKind = Literal["recommended", "front", "dominated", "slo", "memory", "invalid", "cost"]
 
 
-def rank_key(m: Measured) -> tuple[float, float, float, float, str]:
-    return (m.usd_per_hour, -m.goodput_per_usd, m.ttft_p95_s, m.itl_p95_s, m.candidate.label)
+def rank_key(m: Measured) -> tuple[float, float, float, float, Candidate]:
+    """Cheapest, most goodput per dollar, fastest; on a full tie the smaller deployment
+    (GPU name, then fewer GPUs per replica, lower limits, fewer replicas)."""
+    return (m.usd_per_hour, -m.goodput_per_usd, m.ttft_p95_s, m.itl_p95_s, m.candidate)
 
 
 def dominates(a: Measured, b: Measured) -> bool:
@@ -109,7 +111,9 @@ def judge(outcome: Outcome, front: Sequence[Measured], slo: Slo) -> Verdict:
         outcome.ttft_p95_s,
         outcome.itl_p95_s,
     ):
-        return Verdict("dominated", f"ties with {by.candidate.label}, which ranks first")
+        return Verdict(
+            "dominated", f"ties with {by.candidate.label} on cost and latency (it ranks first)"
+        )
     return Verdict(
         "dominated",
         f"{by.candidate.label} costs {_money(by.usd_per_hour)} "

@@ -194,29 +194,27 @@ def render_text(report: TuneReport) -> str:
 
 
 def _collapse(groups: Sequence[GroupSummary]) -> list[tuple[str, GroupSummary]]:
-    """Consecutive never-simulated groups of one GPU and ``tp`` with the same verdict (all
-    refused for memory, say) as one row labelled ``GPU tpN (K engine configs)``."""
-    rows: list[tuple[str, list[GroupSummary]]] = []
+    """Consecutive groups of one GPU and ``tp`` with the same verdict on the same replica
+    count (all refused for memory, say) as one row labelled ``GPU tpN (K engine configs)``."""
+
+    def key(s: GroupSummary) -> tuple[object, ...]:
+        best = None if s.best is None else (s.best.candidate.replicas, s.best.usd_per_hour)
+        return (s.group.hardware, s.group.tp, s.verdict, best)
+
+    runs: list[list[GroupSummary]] = []
     for summary in groups:
-        if rows and summary.best is None:
-            last = rows[-1][1][-1]
-            same = (last.group.hardware, last.group.tp, last.verdict) == (
-                summary.group.hardware,
-                summary.group.tp,
-                summary.verdict,
-            )
-            if last.best is None and same:
-                rows[-1][1].append(summary)
-                continue
-        rows.append((summary.group.label, [summary]))
+        if runs and key(runs[-1][-1]) == key(summary):
+            runs[-1].append(summary)
+        else:
+            runs.append([summary])
     return [
         (
-            label
+            run[0].group.label
             if len(run) == 1
             else f"{run[0].group.hardware} tp{run[0].group.tp} ({len(run)} engine configs)",
             run[0],
         )
-        for label, run in rows
+        for run in runs
     ]
 
 
