@@ -233,8 +233,10 @@ def run_whatif(
             engine = engines.get(replica)
             if engine is not None and engine.step is step:
                 finish_step(replica, step, now)
-        if cluster.next_event_at() / k <= now:
-            apply(cluster.advance(now * k), now)
+        due = cluster.next_event_at()
+        if due / k <= now:
+            # max(): now * k can round below the event that set ``now``; never spin on it
+            apply(cluster.advance(max(now * k, due)), now)
         abandon(now)
         while i < n and arrivals[i].arrival_s <= now:
             request = arrivals[i]

@@ -73,7 +73,7 @@ class Fixed:
         return dict(self.replicas)
 
 
-def preempted_run(notice_s: float):
+def preempted_run(notice_s: float, *, at: float = 10.0, time_scale: float = 1.0):
     spot = PoolSpec(
         name="spot",
         capacity_type="spot",
@@ -82,7 +82,7 @@ def preempted_run(notice_s: float):
         image_pull_s=1.0,
         model_load_s=1.0,
         notice_s=notice_s,
-        mass_preemptions_at=(10.0,),
+        mass_preemptions_at=(at,),
         mass_preemption_share=1.0,
         unavailable_after_mass_s=4.0,
     )
@@ -97,8 +97,8 @@ def preempted_run(notice_s: float):
         route,
         lambda: VirtualEngine(PROFILE, EngineConfig()),
         initial_replicas=2,
-        time_scale=1.0,
-        horizon_s=60.0,
+        time_scale=time_scale,
+        horizon_s=60.0 * time_scale,
     )
     return run, cluster
 
@@ -117,6 +117,14 @@ def test_preemption_retries_unstarted_requests_and_loses_what_outlives_the_notic
 def test_a_long_enough_notice_loses_nothing():
     run, _ = preempted_run(notice_s=120.0)
     assert all(o.fate == "served" for o in run.outcomes) and run.retried > 0
+
+
+def test_an_event_whose_virtual_time_rounds_below_it_still_fires():
+    # (at / 3) * 3 < at in binary floating point: the loop once spun forever on such events
+    at = 25.276319267505105
+    assert (at / 3.0) * 3.0 < at
+    run, cluster = preempted_run(notice_s=0.5, at=at, time_scale=3.0)
+    assert cluster.mass_preemptions == 1 and len(run.outcomes) == 300
 
 
 def test_the_command_prints_one_json_line_and_a_plot(trace, tmp_path, capsys):
