@@ -20,6 +20,7 @@ from typing import Any
 from autoscaler.controller.spec import ModelScalerSpec
 from autoscaler.controller.status import parse_time
 from autoscaler.policy.capacity import CapacityPlan, PoolState, plan_capacity
+from autoscaler.policy.learn import CapacityEstimate, learn
 from autoscaler.policy.pipeline import Decision, History, Observation, decide
 
 
@@ -57,6 +58,8 @@ class Memory:
     history: History = field(default_factory=History)
     pending_since: tuple[tuple[str, float], ...] = ()
     """(pool, since when its asked-for replicas have not all been ready)."""
+    capacity: CapacityEstimate | None = None
+    """Capacity per replica learned so far (None: seed it from the spec)."""
 
     def pending(self, pool: str) -> float | None:
         return dict(self.pending_since).get(pool)
@@ -69,6 +72,7 @@ class Reconciled:
     desired: dict[str, int]
     """Replicas to set, for the pools the controller may touch (not paused, target found)."""
     memory: Memory
+    capacity: CapacityEstimate
     ready_replicas: int
     pending_since: dict[str, float | None]
 
@@ -86,8 +90,12 @@ class Reconciled:
         )
 
 
-def seed_memory(status: Mapping[str, Any], now: float) -> Memory:
-    """Memory rebuilt from the status an earlier controller wrote (empty if none)."""
+def seed_memory(
+    status: Mapping[str, Any], now: float, spec: ModelScalerSpec | None = None
+) -> Memory:
+    """Memory rebuilt from the status an earlier controller wrote (empty if none). The
+    learned capacity resumes only while the spec's prior is the one it was learned from:
+    a changed prior is someone saying the old evidence no longer holds."""
     last = (status.get("lastDecision") or {}).get("replicas")
     history = History()
     if isinstance(last, int):
@@ -97,7 +105,21 @@ def seed_memory(status: Mapping[str, Any], now: float) -> Memory:
         since = parse_time(pool.get("pendingSince"))
         if since is not None and isinstance(pool.get("name"), str):
             pending.append((pool["name"], since))
-    return Memory(history, tuple(pending))
+    capacity = None
+    if spec is not None:
+        capacity = resume_capacity(status.get("capacity") or {}, spec)
+    return Memory(history, tuple(pending), capacity)
+
+
+def resume_capacity(saved: Mapping[str, Any], spec: ModelScalerSpec) -> CapacityEstimate:
+    seeded = CapacityEstimate.seeded(spec.capacity_per_replica_rps)
+    learned, prior = saved.get("learnedRps"), saved.get("priorRps")
+    if not isinstance(learned, int | float) or learned <= 0 or prior != seeded.prior_rps:
+        return seeded
+    samples = saved.get("samples")
+    return seeded.resumed(
+        float(learned), samples if isinstance(samples, int) else 0, spec.learn_settings()
+    )
 
 
 def ready_total(targets: Mapping[str, TargetState | None]) -> int:
@@ -113,13 +135,18 @@ def reconcile(
 ) -> Reconciled:
     """``targets`` maps each pool to its target's state, or None where it was not found."""
     spec = scaler.spec
-    memory = memory if memory is not None else seed_memory(scaler.status, now)
+    memory = memory if memory is not None else seed_memory(scaler.status, now, spec)
+    prior = memory.capacity
+    if prior is None or prior.prior_rps != spec.capacity_per_replica_rps:
+        prior = resume_capacity(scaler.status.get("capacity") or {}, spec)
+    capacity = learn(prior, obs, spec.slo_targets(), spec.learn_settings())
     decision = decide(
         obs,
         spec.slo_targets(),
-        spec.capacity_per_replica_rps,
+        capacity.rps,
         spec.policy_behavior(),
         memory.history,
+        capacity_source=capacity.describe(),
     )
     states = []
     for pool in spec.pools:
@@ -153,7 +180,8 @@ def reconcile(
         decision=decision,
         plan=plan,
         desired=desired,
-        memory=Memory(memory.history.record(decision, now), remembered),
+        memory=Memory(memory.history.record(decision, now), remembered, capacity),
+        capacity=capacity,
         ready_replicas=ready_total(targets),
         pending_since=pending_since,
     )

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic.alias_generators import to_camel
 
 from autoscaler.policy.capacity import SpotSettings
+from autoscaler.policy.learn import LearnSettings
 from autoscaler.policy.pipeline import Behavior, Slo
 
 GROUP = "tidegate.dev"
@@ -88,6 +89,11 @@ class SpotSpec(_Camel):
     fallback_after_seconds: float = Field(120.0, ge=0)
 
 
+class CapacityLearningSpec(_Camel):
+    enabled: bool = True
+    band: float = Field(2.0, ge=1, le=10)
+
+
 class ScalingRules(_Camel):
     stabilization_window_seconds: float = Field(ge=0, le=3600)
     max_replicas_per_minute: int = Field(ge=1)
@@ -108,6 +114,7 @@ class ModelScalerSpec(_Camel):
     model: str = Field(min_length=1)
     slo: SloSpec
     capacity_per_replica_rps: float = Field(gt=0)
+    capacity_learning: CapacityLearningSpec = CapacityLearningSpec()
     on_demand_floor: int = Field(1, ge=0)
     spot: SpotSpec = SpotSpec()
     behavior: BehaviorSpec = BehaviorSpec()
@@ -140,6 +147,10 @@ class ModelScalerSpec(_Camel):
             max_latency_correction=b.max_latency_correction,
             queue_per_replica=b.queue_per_replica,
         )
+
+    def learn_settings(self) -> LearnSettings:
+        c = self.capacity_learning
+        return LearnSettings(enabled=c.enabled, band=c.band)
 
     def spot_settings(self) -> SpotSettings:
         return SpotSettings(

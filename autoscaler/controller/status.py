@@ -130,6 +130,20 @@ def limit_condition(reconciled: Reconciled) -> Condition:
     return Condition("ScalingLimited", False, "DesiredWithinRange", "not held back")
 
 
+def capacity_status(reconciled: Reconciled) -> Json:
+    """The learned capacity, for people and for the next leader to resume from."""
+    c = reconciled.capacity
+    out: Json = {
+        "learnedRps": _number(c.rps),
+        "priorRps": c.prior_rps,
+        "samples": c.samples,
+        "why": c.why,
+    }
+    if c.updated_at is not None:
+        out["updatedAt"] = rfc3339(c.updated_at)
+    return out
+
+
 def build_status(
     scaler: ScalerObject,
     reconciled: Reconciled,
@@ -168,12 +182,13 @@ def build_status(
         "readyReplicas": reconciled.ready_replicas,
         "pools": pools,
         "observed": observed(obs),
+        "capacity": capacity_status(reconciled),
         "lastDecision": {
             "time": rfc3339(now),
             "replicas": decision.replicas,
             "decidedBy": decision.decided_by.name,
             "why": decision.decided_by.why,
-            "capacityPerReplicaRps": scaler.spec.capacity_per_replica_rps,
+            "capacityPerReplicaRps": _number(reconciled.capacity.rps),
             "steps": [
                 {"name": s.name, "replicas": s.replicas, "why": s.why} for s in decision.steps
             ],

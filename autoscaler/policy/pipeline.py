@@ -103,11 +103,15 @@ def decide(
     capacity_rps: float,
     behavior: Behavior,
     history: History | None = None,
+    *,
+    capacity_source: str = "",
 ) -> Decision:
+    """``capacity_source`` says where ``capacity_rps`` came from (say, "learned from 12
+    intervals, prior 2.00"); the demand step's reason names it."""
     history = history or History()
     current = obs.ready_replicas if history.last_replicas is None else history.last_replicas
     steps = [Step("current", current, f"{current} replicas now")]
-    desired = _demand(obs, capacity_rps, current, steps)
+    desired = _demand(obs, capacity_rps, capacity_source, current, steps)
     desired = _latency(obs, slo, desired, behavior, steps)
     desired = _burst(obs, desired, behavior, steps)
     desired = _hold_on_missing(obs, desired, current, steps)
@@ -124,16 +128,15 @@ def decide(
     return Decision(clamped, tuple(steps))
 
 
-def _demand(obs: Observation, capacity_rps: float, current: int, steps: list[Step]) -> int:
+def _demand(
+    obs: Observation, capacity_rps: float, source: str, current: int, steps: list[Step]
+) -> int:
     if obs.arrival_rps is None or capacity_rps <= 0:
         steps.append(Step("demand", current, "no arrival rate: keep the current count"))
         return current
     needed = math.ceil(obs.arrival_rps / capacity_rps - 1e-9)
-    steps.append(
-        Step(
-            "demand", needed, f"{obs.arrival_rps:.2f} req/s at {capacity_rps:.2f} req/s per replica"
-        )
-    )
+    why = f"{obs.arrival_rps:.2f} req/s at {capacity_rps:.2f} req/s per replica"
+    steps.append(Step("demand", needed, f"{why} ({source})" if source else why))
     return needed
 
 

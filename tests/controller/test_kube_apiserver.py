@@ -250,7 +250,19 @@ async def test_one_pass_writes_status_patches_scale_retries_a_conflict_and_skips
     assert by_pool["on-demand"]["action"] == "Deployment/llama-on-demand at 1"
     decision = status["lastDecision"]
     assert (decision["replicas"], decision["decidedBy"]) == (5, "demand")
-    assert decision["why"] == "10.00 req/s at 2.00 req/s per replica"
+    # 2.5 req/s per ready replica within the SLO: capacity is at least that, so the
+    # prior of 2 moves a fifth of the way up; the status keeps it for the next leader.
+    assert decision["why"] == (
+        "10.00 req/s at 2.10 req/s per replica (learned from 1 interval, prior 2.00)"
+    )
+    assert decision["capacityPerReplicaRps"] == 2.1
+    assert status["capacity"] == {
+        "learnedRps": 2.1,
+        "priorRps": 2.0,
+        "samples": 1,
+        "updatedAt": "2027-01-15T08:00:00Z",
+        "why": "within the SLO at 2.50 req/s per replica -> 2.10",
+    }
     assert "spot: 3 on spot ($1.4/h)" in decision["capacity"]  # CapacityPlan.reasons
     assert "reserved: paused, left at 2" in decision["capacity"]
     assert status["observed"]["arrivalRps"] == 10.0 and status["observed"]["fresh"] is True

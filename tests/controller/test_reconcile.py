@@ -226,5 +226,47 @@ def test_the_log_line_names_the_deciding_step() -> None:
     )
     assert result.log_line(s) == (
         "llm/llama model=llama replicas 2 -> 5 set by demand "
-        "(10.00 req/s at 2.00 req/s per replica); pools on-demand=1 spot=5"
+        "(10.00 req/s at 2.00 req/s per replica (the prior)); pools on-demand=1 spot=5"
+    )
+
+
+@pytest.mark.parametrize(
+    ("saved", "spec", "capacity", "replicas"),
+    [
+        ({"learnedRps": 2.5, "priorRps": 2.0, "samples": 5}, {}, 2.5, 4),  # resumed
+        ({"learnedRps": 2.5, "priorRps": 1.0, "samples": 5}, {}, 2.0, 5),  # prior changed
+        ({"learnedRps": 9.0, "priorRps": 2.0, "samples": 5}, {}, 4.0, 3),  # bounded by 2x
+        ({}, {}, 2.0, 5),  # nothing learned yet
+        (
+            {"learnedRps": 2.5, "priorRps": 2.0, "samples": 5},
+            {"capacityLearning": {"enabled": False}},
+            2.5,  # kept as learned, not learned further
+            4,
+        ),
+    ],
+)
+def test_a_new_leader_resumes_the_learned_capacity(
+    saved: dict[str, Any], spec: dict[str, Any], capacity: float, replicas: int
+) -> None:
+    s = scaler(status={"capacity": saved}, **spec)
+    signals = obs(ready=5, arrival_rps=10.0, ttft_p95_s=0.9)  # 2 each within the SLO
+    result = reconcile(s, {"on-demand": state(1), "spot": state(1)}, signals, None, T0)
+    assert result.capacity.rps == pytest.approx(capacity)
+    assert result.decision.replicas == replicas
+    assert result.memory.capacity == result.capacity
+
+
+def test_the_learned_capacity_carries_over_passes_in_memory() -> None:
+    s = scaler()
+    targets = {"on-demand": state(1), "spot": state(3)}
+    memory = None
+    for i in range(3):  # 4 ready replicas serve 12 req/s within the SLO: at least 3 each
+        t = T0 + 15 * i
+        signals = obs(at=t, ready=4, arrival_rps=12.0, ttft_p95_s=0.9)
+        result = reconcile(s, targets, signals, memory, t)
+        memory = result.memory
+    assert result.capacity.rps == pytest.approx(3 - 0.8**3)  # 2 -> 2.2 -> 2.36 -> 2.488
+    assert result.capacity.samples == 3
+    assert result.decision.steps[1].why == (
+        "12.00 req/s at 2.49 req/s per replica (learned from 3 intervals, prior 2.00)"
     )

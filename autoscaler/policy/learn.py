@@ -1,0 +1,161 @@
+"""Capacity per replica, learned online from the throughput observed against the SLO.
+
+The pipeline's demand step divides the arrival rate by what one replica serves within the
+SLO. That number starts as a prior (the ModelScaler's ``capacityPerReplicaRps``, or the
+simulator profile's estimate in the what-if replay) and is then corrected by what each
+interval shows, one pure step over an immutable estimate:
+
+- latency within the SLO while each ready replica served ``x`` requests/s: capacity is at
+  least ``x``. Only a higher ``x`` says anything new, so the estimate moves up towards it;
+- latency over the SLO at ``x``: capacity is below ``x``, so an estimate above
+  ``x * (1 - over_margin)`` moves down towards that, faster than it moves up (a low
+  estimate costs replicas, a high one breaks the SLO). The margin matters: a fleet sized
+  from a too-high estimate runs each replica at about the estimate, so the breaches it
+  causes happen at ``x`` near the estimate, never below it;
+- latency far within the SLO (at most ``probe_headroom`` of it) while the replicas are
+  busy (each near the estimate): the estimate probes up by ``probe_step``. Without this
+  the estimate would rarely rise: demand sizes the fleet from the estimate, so the
+  per-replica throughput seen exceeds it only while scale-up lags. An overshoot meets the
+  upper bound above (additive increase, faster decrease);
+- nothing is learned from stale or missing signals, from an interval with no ready
+  replica or no latency signal, or from an idle one (``x`` below ``idle_share`` of the
+  estimate: slow requests at low load say little about capacity);
+- the estimate stays within ``[prior / band, prior * band]``, so a run of odd intervals
+  (cold caches, unusually long prompts) cannot take it anywhere absurd.
+
+The gateway counts a request when it is answered, so its arrival rate is the throughput.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from autoscaler.policy.pipeline import Observation, Slo
+
+
+@dataclass(frozen=True, slots=True)
+class LearnSettings:
+    enabled: bool = True
+    rate_up: float = 0.2
+    """Share of the gap to a higher lower bound closed per interval (EWMA weight)."""
+    rate_down: float = 0.5
+    """Share of the gap to a lower upper bound closed per interval."""
+    band: float = 2.0
+    """The estimate stays within [prior / band, prior * band]."""
+    idle_share: float = 0.25
+    """Per-replica throughput below this share of the estimate is an idle interval."""
+    busy_share: float = 0.8
+    """Per-replica throughput at this share of the estimate or above is busy."""
+    probe_headroom: float = 0.5
+    """Latency at most this share of its SLO, while busy, lets the estimate probe up."""
+    probe_step: float = 0.05
+    over_margin: float = 0.1
+    """Over the SLO at x, capacity is taken to be at most x * (1 - over_margin)."""
+
+    def __post_init__(self) -> None:
+        if not (0 < self.rate_up <= 1 and 0 < self.rate_down <= 1):
+            raise ValueError("learning rates must be in (0, 1]")
+        if self.band < 1:
+            raise ValueError("band must be at least 1")
+        if not 0 <= self.idle_share <= self.busy_share <= 1:
+            raise ValueError("need 0 <= idle_share <= busy_share <= 1")
+        if not (0 <= self.probe_headroom < 1 and 0 <= self.probe_step <= 0.5):
+            raise ValueError("probe_headroom must be in [0, 1), probe_step in [0, 0.5]")
+        if not 0 <= self.over_margin < 1:
+            raise ValueError("over_margin must be in [0, 1)")
+
+
+@dataclass(frozen=True, slots=True)
+class CapacityEstimate:
+    """Requests/s one replica serves within the SLO, as learned so far."""
+
+    rps: float
+    prior_rps: float
+    samples: int = 0
+    """Intervals that moved the estimate."""
+    updated_at: float | None = None
+    why: str = "the prior"
+    """What the last interval did to the estimate (or why it did nothing)."""
+
+    @classmethod
+    def seeded(cls, prior_rps: float) -> CapacityEstimate:
+        if prior_rps <= 0:
+            raise ValueError("a capacity prior must be above 0")
+        return cls(prior_rps, prior_rps, why=f"the prior of {prior_rps:.2f} req/s")
+
+    def resumed(self, rps: float, samples: int, settings: LearnSettings) -> CapacityEstimate:
+        """This prior with an estimate learned earlier (bounded again: the band may differ)."""
+        bounded = _bounded(rps, self.prior_rps, settings.band)
+        return replace(self, rps=bounded, samples=max(0, samples), why="resumed from the status")
+
+    def describe(self) -> str:
+        """How the decision's demand step names the capacity it divided by."""
+        if self.samples == 0:
+            return "the prior"
+        plural = "s" if self.samples != 1 else ""
+        return f"learned from {self.samples} interval{plural}, prior {self.prior_rps:.2f}"
+
+
+def learn(
+    estimate: CapacityEstimate, obs: Observation, slo: Slo, settings: LearnSettings
+) -> CapacityEstimate:
+    """The estimate after one interval's observation."""
+    if not settings.enabled:
+        return replace(estimate, why="learning is off")
+    if not obs.fresh or obs.arrival_rps is None:
+        return replace(estimate, why="signals stale or missing: nothing learned")
+    if obs.ready_replicas <= 0:
+        return replace(estimate, why="no ready replica: nothing learned")
+    ratios = [
+        observed / target
+        for observed, target in ((obs.ttft_p95_s, slo.ttft_p95_s), (obs.itl_p95_s, slo.itl_p95_s))
+        if observed is not None and target > 0
+    ]
+    if not ratios:
+        return replace(estimate, why="no latency signal: nothing learned")
+    per_replica = obs.arrival_rps / obs.ready_replicas
+    if per_replica < settings.idle_share * estimate.rps:
+        return replace(estimate, why=f"idle at {per_replica:.2f} req/s per replica")
+    worst = max(ratios)
+    at = f"{per_replica:.2f} req/s per replica"
+    if worst <= 1.0 and per_replica > estimate.rps:
+        moved = estimate.rps + settings.rate_up * (per_replica - estimate.rps)
+        bound = f"within the SLO at {at}"
+    elif worst > 1.0 and per_replica * (1 - settings.over_margin) < estimate.rps:
+        below = per_replica * (1 - settings.over_margin)
+        moved = estimate.rps + settings.rate_down * (below - estimate.rps)
+        bound = f"over the SLO at {at}"
+    elif (
+        worst <= settings.probe_headroom
+        and settings.probe_step > 0
+        and per_replica >= settings.busy_share * estimate.rps
+    ):
+        moved = estimate.rps * (1 + settings.probe_step)
+        bound = f"busy at {at}, latency at {worst:.2f}x its SLO: probing up"
+    else:
+        side = "within" if worst <= 1.0 else "over"
+        return replace(estimate, why=f"{side} the SLO at {at}: consistent")
+    if moved == estimate.rps:
+        return replace(estimate, why=f"{bound}: at the bound already")
+    bounded = _bounded(moved, estimate.prior_rps, settings.band)
+    if bounded != moved:
+        bound += f" (held within {settings.band:g}x of the prior)"
+    return CapacityEstimate(
+        bounded, estimate.prior_rps, estimate.samples + 1, obs.at, f"{bound} -> {bounded:.2f}"
+    )
+
+
+def _bounded(rps: float, prior: float, band: float) -> float:
+    return min(max(rps, prior / band), prior * band)
+
+
+def learned_capacity(
+    estimate: CapacityEstimate | None,
+    prior_rps: float,
+    obs: Observation,
+    slo: Slo,
+    settings: LearnSettings = LearnSettings(),
+) -> CapacityEstimate:
+    """One call for a policy that keeps the estimate between intervals: seeds it from
+    ``prior_rps`` on the first call (``estimate`` None), then learns from ``obs``."""
+    return learn(estimate or CapacityEstimate.seeded(prior_rps), obs, slo, settings)

@@ -1,0 +1,119 @@
+"""Capacity per replica learned online: each rule of the pure step, table-driven, and a
+run that converges on a capacity the prior got wrong."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from autoscaler.policy.learn import CapacityEstimate, LearnSettings, learn, learned_capacity
+from autoscaler.policy.pipeline import Observation, Slo
+
+SLO = Slo(ttft_p95_s=1.0, itl_p95_s=0.05)
+ON = LearnSettings()
+PRIOR = CapacityEstimate.seeded(2.0)
+
+
+def seen(rps: float | None, ready: int = 4, ttft: float | None = 0.8, **kw: object) -> Observation:
+    return Observation(0.0, ready, arrival_rps=rps, ttft_p95_s=ttft, **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("name", "obs", "settings", "rps", "why"),
+    [
+        ("within the SLO above it: up a fifth", seen(12.0), ON, 2.2, "within the SLO at 3.00"),
+        ("within the SLO below it: consistent", seen(6.0), ON, 2.0, "consistent"),
+        ("busy, far within the SLO: probe up", seen(7.0, ttft=0.4), ON, 2.1, "probing up"),
+        ("not busy enough to probe", seen(6.0, ttft=0.4), ON, 2.0, "consistent"),
+        # Over the SLO at x: capacity is at most 0.9x, half the gap closed per interval.
+        ("over the SLO below it: down", seen(6.0, ttft=1.5), ON, 1.675, "over the SLO at 1.50"),
+        ("over the SLO at it: down too", seen(8.0, ttft=1.5), ON, 1.9, "over the SLO at 2.00"),
+        ("ITL over the SLO counts too", seen(6.0, ttft=None, itl_p95_s=0.08), ON, 1.675, "over"),
+        ("over the SLO above it: consistent", seen(12.0, ttft=1.5), ON, 2.0, "consistent"),
+        ("idle: nothing learned", seen(1.0, ttft=3.0), ON, 2.0, "idle at 0.25"),
+        ("stale: nothing learned", seen(12.0, fresh=False), ON, 2.0, "stale or missing"),
+        ("no rate: nothing learned", seen(None), ON, 2.0, "stale or missing"),
+        ("no replica: nothing learned", seen(12.0, ready=0), ON, 2.0, "no ready replica"),
+        ("no latency: nothing learned", seen(12.0, ttft=None), ON, 2.0, "no latency signal"),
+        ("off", seen(12.0), LearnSettings(enabled=False), 2.0, "learning is off"),
+        (
+            "held within the band",
+            seen(400.0),
+            LearnSettings(rate_up=1.0, band=1.5),
+            3.0,
+            "held within 1.5x",
+        ),
+        (
+            "and below it",
+            seen(2.0, ttft=9.0),
+            LearnSettings(rate_down=1.0, band=1.5, idle_share=0.1),
+            2.0 / 1.5,
+            "held within 1.5x",
+        ),
+    ],
+)
+def test_one_interval(
+    name: str, obs: Observation, settings: LearnSettings, rps: float, why: str
+) -> None:
+    after = learn(PRIOR, obs, SLO, settings)
+    assert after.rps == pytest.approx(rps), name
+    assert why in after.why, after.why
+    assert after.prior_rps == 2.0
+    assert after.samples == (0 if after.rps == PRIOR.rps else 1)
+
+
+def test_the_estimate_converges_on_a_capacity_the_prior_got_wrong() -> None:
+    """A replica really serves 3 req/s within the SLO (latency climbs past it above that);
+    the prior says 2 and then 5. Demand sizes the fleet from the estimate each interval."""
+
+    def run(prior: float, demand: float) -> CapacityEstimate:
+        estimate = CapacityEstimate.seeded(prior)
+        for i in range(60):
+            ready = max(1, math.ceil(demand / estimate.rps))
+            # Scale-up lag: the fleet trails demand by one replica every third interval.
+            ready = max(1, ready - (i % 3 == 0))
+            per_replica = demand / ready
+            # Flat while the batch has room, then queueing: past the SLO above 3 req/s.
+            ttft = 0.2 + 0.05 * per_replica if per_replica <= 3.0 else 1.0 + (per_replica - 3.0)
+            obs = Observation(float(i), ready, arrival_rps=demand, ttft_p95_s=ttft)
+            estimate = learn(estimate, obs, SLO, LearnSettings(band=3.0))
+        return estimate
+
+    low = run(2.0, 30.0)
+    assert 2.7 < low.rps <= 3.6, low
+    high = run(5.0, 30.0)
+    assert 2.7 < high.rps <= 3.6, high
+    assert low.samples > 0 and high.samples > 0
+
+
+def test_resuming_bounds_the_saved_value_by_the_current_band() -> None:
+    assert PRIOR.resumed(3.1, 7, ON).rps == 3.1
+    assert PRIOR.resumed(9.0, 7, ON).rps == 4.0
+    assert PRIOR.resumed(9.0, -3, ON).samples == 0
+
+
+def test_a_policy_calls_it_with_one_line() -> None:
+    estimate = learned_capacity(None, 2.0, seen(12.0), SLO)
+    assert estimate.rps == pytest.approx(2.2)
+    again = learned_capacity(estimate, 2.0, seen(12.0), SLO)
+    assert again.rps == pytest.approx(2.36) and again.samples == 2
+    assert again.describe() == "learned from 2 intervals, prior 2.00"
+    assert CapacityEstimate.seeded(2.0).describe() == "the prior"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"rate_up": 0.0},
+        {"rate_down": 1.5},
+        {"band": 0.5},
+        {"idle_share": 0.9},
+        {"probe_headroom": 1.0},
+    ],
+)
+def test_settings_that_cannot_work_are_refused(bad: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        LearnSettings(**bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        CapacityEstimate.seeded(0.0)
