@@ -15,7 +15,7 @@ import itertools
 import math
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from scheduler.endpoint import Endpoint, PoolSnapshot
 
@@ -29,6 +29,17 @@ class SaturationPolicy:
     max_running: int | None = None
     """Requests a worker runs at once (its max_num_seqs), if known: our in-flight count
     beyond it is queueing the worker has not reported yet."""
+    priority_headroom: tuple[tuple[int, int], ...] = ()
+    """(priority, requests): a request of at least that priority may have this many more
+    in flight per worker than ``max_running``. Holding the rest below the engine's
+    ``max_num_seqs`` leaves it free slots that urgent requests take at once."""
+
+    def for_priority(self, priority: int) -> SaturationPolicy:
+        """The policy a request of ``priority`` is admitted under."""
+        extra = max((n for p, n in self.priority_headroom if priority >= p), default=0)
+        if not extra or self.max_running is None:
+            return self
+        return replace(self, max_running=self.max_running + extra, priority_headroom=())
 
 
 def endpoint_saturation(
@@ -66,6 +77,12 @@ def pool_saturation(
             )
             best = min(best, value)
     return best
+
+
+def engine_priority(priority: int) -> int:
+    """The ``priority`` to forward to a vLLM engine run with ``--scheduling-policy
+    priority``, where lower values are served first: ours are higher-is-more-urgent."""
+    return -priority
 
 
 @dataclass(eq=False)
@@ -109,7 +126,7 @@ class AdmissionQueue:
         """Queue the ticket, or say why it is shed instead."""
         if self._size >= self._max_queue:
             return Shed("queue_full", self.retry_after(now))
-        ahead = sum(len(lv) for p, lv in self._levels.items() if p >= ticket.priority)
+        ahead = self.waiting_at_or_above(ticket.priority)
         wait = self._rate.seconds_for(ahead + 1, now)
         if wait is not None and wait > self._ttft_slo_s:
             return Shed("predicted_wait", max(1.0, wait - self._ttft_slo_s))
@@ -117,6 +134,16 @@ class AdmissionQueue:
         self._levels.setdefault(ticket.priority, _Level()).push(ticket)
         self._size += 1
         return None
+
+    def waiting_at_or_above(self, priority: int) -> int:
+        """Held requests that would go before a new one of ``priority``."""
+        return sum(len(lv) for p, lv in self._levels.items() if p >= priority)
+
+    def peek(self) -> Ticket | None:
+        """The ticket ``pop`` would return, left in place."""
+        if not self._levels:
+            return None
+        return self._levels[max(self._levels)].peek()
 
     def pop(self) -> Ticket | None:
         for priority in sorted(self._levels, reverse=True):
@@ -161,6 +188,11 @@ class _Level:
 
     def push(self, ticket: Ticket) -> None:
         self._tenants.setdefault(ticket.tenant, deque()).append(ticket)
+
+    def peek(self) -> Ticket | None:
+        for queue in self._tenants.values():
+            return queue[0]
+        return None
 
     def pop(self) -> Ticket | None:
         for tenant, queue in self._tenants.items():

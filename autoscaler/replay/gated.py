@@ -2,10 +2,13 @@
 (:mod:`scheduler.admission`) in front of the routed fleet.
 
 Like ``workers.sim.replay.run_fleet``, but a request first passes the gate: while the pool
-has room and nobody waits it is routed at once; otherwise a sheddable request is shed, and
-any other takes a ticket or is shed for a full queue or a predicted wait beyond the TTFT
-SLO. Held requests are released, best priority first with tenants served in turn, whenever
-the pool has room again (after completions and probe refreshes).
+has room for its priority (``SaturationPolicy.for_priority``) and nobody of its priority or
+above waits, it is routed at once; otherwise a sheddable request is shed, and any other
+takes a ticket or is shed for a full queue or a predicted wait beyond the TTFT SLO. Held
+requests are released, best priority first with tenants served in turn, whenever the pool
+has room again for the first of them (after completions and probe refreshes). Each request
+reaches its engine with its priority (:func:`~scheduler.admission.engine_priority`), which
+an engine run with the ``priority`` scheduling policy honours.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from autoscaler.replay.fleet import GatewayRoute
-from scheduler.admission import AdmissionQueue, SaturationPolicy, Ticket
+from scheduler.admission import AdmissionQueue, SaturationPolicy, Ticket, engine_priority
 from workers.sim.engine import RequestRecord
 from workers.sim.replay import ReplayRequest, VirtualEngine
 
@@ -52,14 +55,19 @@ def run_gated(
     i, n = 0, len(arrivals)
     inf = float("inf")
 
-    def saturated(now: float) -> bool:
-        return route.saturation([e.core.snapshot() for e in engines], now, policy) >= 1.0
+    policies: dict[int, SaturationPolicy] = {}
+
+    def saturated(now: float, priority: int) -> bool:
+        rule = policies.get(priority)
+        if rule is None:
+            rule = policies[priority] = policy.for_priority(priority)
+        return route.saturation([e.core.snapshot() for e in engines], now, rule) >= 1.0
 
     def dispatch(gated: GatedRequest, now: float, touched: set[int]) -> None:
         request = gated.request
         index = route(request, [e.core.snapshot() for e in engines])
         if engines[index].accepts(request):
-            engines[index].submit(request, now)
+            engines[index].submit(request, now, priority=engine_priority(gated.priority))
             report.priority_of[request.request_id] = gated.priority
             touched.add(index)
 
@@ -83,7 +91,7 @@ def run_gated(
         while i < n and arrivals[i].request.arrival_s <= now:
             gated = arrivals[i]
             i += 1
-            if not len(queue) and not saturated(now):
+            if not queue.waiting_at_or_above(gated.priority) and not saturated(now, gated.priority):
                 dispatch(gated, now, touched)
                 continue
             if gated.priority <= shed_at_or_below:
@@ -95,11 +103,9 @@ def run_gated(
                 report.shed.append((gated, verdict.reason, 0.0))
             else:
                 held[ticket] = gated
-        while held and not saturated(now):
-            released = queue.pop()
-            if released is None:
-                break
-            dispatch(held.pop(released), now, touched)
+        while (first := queue.peek()) is not None and not saturated(now, first.priority):
+            queue.pop()
+            dispatch(held.pop(first), now, touched)
         for index in sorted(touched):
             engine = engines[index]
             horizon = arrivals[i].request.arrival_s if i < n else inf

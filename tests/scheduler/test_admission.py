@@ -98,3 +98,48 @@ def test_no_prediction_until_the_rate_is_known():
     queue = AdmissionQueue(max_queue=1000, ttft_slo_s=0.001, min_rate_samples=5)
     queue.completed(0.0)
     assert all(queue.offer(ticket(), 1.0) is None for _ in range(10))
+
+
+@pytest.mark.parametrize(
+    ("policy", "priority", "max_running"),
+    [
+        (SaturationPolicy(max_running=224, priority_headroom=((2, 32),)), 2, 256),
+        (SaturationPolicy(max_running=224, priority_headroom=((2, 32),)), 3, 256),
+        (SaturationPolicy(max_running=224, priority_headroom=((2, 32),)), 1, 224),
+        (SaturationPolicy(max_running=64, priority_headroom=((1, 8), (2, 32))), 1, 72),
+        (SaturationPolicy(max_running=64, priority_headroom=((1, 8), (2, 32))), 2, 96),
+        (SaturationPolicy(max_running=None, priority_headroom=((2, 32),)), 2, None),
+    ],
+)
+def test_headroom_lets_urgent_priorities_run_more_per_worker(policy, priority, max_running):
+    assert policy.for_priority(priority).max_running == max_running
+
+
+def test_headroom_admits_critical_to_a_worker_full_for_the_rest():
+    snapshot = PoolSnapshot((ep("a", 0),))
+    policy = SaturationPolicy(queue_threshold=1, max_running=224, priority_headroom=((2, 32),))
+    in_flight = {"a": 240}
+    for priority, full in ((1, True), (2, False)):
+        value = pool_saturation(snapshot, in_flight, "m", NOW, 5.0, policy.for_priority(priority))
+        assert (value >= 1.0) is full
+
+
+def test_peek_and_count_ahead_follow_pop_order():
+    queue = AdmissionQueue(max_queue=100, ttft_slo_s=10)
+    assert queue.peek() is None and queue.waiting_at_or_above(0) == 0
+    low, std_a, std_b, crit = ticket(0), ticket(1, "a"), ticket(1, "b"), ticket(2)
+    for t in (low, std_a, std_b, crit):
+        queue.offer(t, 0.0)
+    assert [queue.waiting_at_or_above(p) for p in (0, 1, 2, 3)] == [4, 3, 1, 0]
+    order = []
+    while (first := queue.peek()) is not None:
+        assert queue.pop() is first
+        order.append(first)
+    assert order == [crit, std_a, std_b, low]
+
+
+@pytest.mark.parametrize(("ours", "theirs"), [(2, -2), (1, -1), (0, 0)])
+def test_engine_priority_serves_urgent_first_in_vllm_order(ours, theirs):
+    from scheduler.admission import engine_priority
+
+    assert engine_priority(ours) == theirs

@@ -146,7 +146,7 @@ def test_out_of_blocks_preempts_the_latest_admitted_and_recomputes_it() -> None:
         if started.num_preempted and preempted_at is None:
             preempted_at = n
             assert (core.num_running, core.num_waiting) == (1, 2)
-            assert core._waiting[0].rid == "b"  # back at the front, ahead of c
+            assert core._waiting.peek().rid == "b"  # back at the front, ahead of c
         if not core.has_work:
             break
     assert preempted_at is not None

@@ -12,10 +12,12 @@ Scheduling, per step, with a budget of ``max_num_batched_tokens`` tokens:
 
 1. Running requests, oldest first, each get what they still need (one token when
    decoding, the rest of the prompt when prefilling), cut to the remaining budget
-   (chunked prefill). If the KV cache cannot hold a request's new tokens, the most
-   recently admitted running request is preempted (its blocks freed, its progress
-   dropped) and put back at the front of the waiting queue, until the tokens fit.
-2. Only if nothing was preempted, waiting requests are admitted in order while the
+   (chunked prefill). If the KV cache cannot hold a request's new tokens, a running
+   request is preempted (its blocks freed, its progress dropped) and put back in the
+   waiting queue, until the tokens fit: the most recently admitted one, first in the
+   queue (``fcfs``), or the lowest priority, latest arrival, in its rank (``priority``).
+2. Only if nothing was preempted, waiting requests are admitted in order (arrival, or
+   (priority, arrival) under ``priority``; see ``workers.sim.waiting``) while the
    batch has fewer than ``max_num_seqs`` requests and budget remains. Each first
    reuses the longest cached chain of its block hashes (never the last token, which
    must be computed to sample), then needs blocks for the rest; the first one that
@@ -27,13 +29,13 @@ A request whose computed tokens reach its known tokens samples one output token.
 from __future__ import annotations
 
 import heapq
-from collections import deque
 
 from workers.sim.engine import EngineSnapshot, FinishReason, RequestRecord
 from workers.sim.engine_config import CoreRequest, EngineConfig
 from workers.sim.kv_cache import BlockPool
 from workers.sim.sequence import DONE, RUNNING, WAITING, Emission, SeqState, Step, StepOutput
 from workers.sim.step_time import BatchShape, StepTimeModel
+from workers.sim.waiting import preemption_victim, waiting_queue
 
 # Mixed into the hashes of blocks only one request can have (output tokens, prompts
 # given without hashes), so they never match another request's prompt.
@@ -57,7 +59,8 @@ class EngineCore:
         self._step_time = step_time
         self._bs = config.block_size
         self._caching = config.enable_prefix_caching
-        self._waiting: deque[SeqState] = deque()
+        self._policy = config.scheduling_policy
+        self._waiting = waiting_queue(config.scheduling_policy)
         self._num_waiting = 0
         self._running: list[SeqState] = []
         self._by_id: dict[str, SeqState] = {}
@@ -109,7 +112,7 @@ class EngineCore:
         req = SeqState(request, self._next_salt, now)
         self._next_salt += 1
         self._by_id[req.rid] = req
-        self._waiting.append(req)
+        self._waiting.add(req)
         self._num_waiting += 1
 
     def abort_request(self, request_id: str, now: float) -> RequestRecord | None:
@@ -135,9 +138,16 @@ class EngineCore:
             return None
         scheduled: list[tuple[SeqState, int]] = []
         budget = self.config.max_num_batched_tokens
-        budget, preempted = self._schedule_running(scheduled, budget)
-        if not preempted:
-            self._schedule_waiting(scheduled, budget, now)
+        preempted = 0
+        while True:
+            budget, dropped = self._schedule_running(scheduled, budget)
+            preempted += dropped
+            if not dropped:
+                self._schedule_waiting(scheduled, budget, now)
+            if scheduled or not dropped:
+                break
+            # Only preemptions (a request preempted itself ahead of others, possible under
+            # ``priority``): vLLM would run an empty step and schedule again; do it now.
         if not scheduled:
             raise RuntimeError("engine has work but scheduled nothing")
         batch = self._shape(scheduled)
@@ -197,7 +207,12 @@ class EngineCore:
             need = -(-target // bs) - len(req.blocks)
             if need > 0:
                 while need > pool.num_free:
-                    victim = running.pop()
+                    at = preemption_victim(running, self._policy)
+                    victim = running.pop(at)
+                    if at < index:  # already scheduled in this step: take it back out
+                        slot = next(i for i, (r, _) in enumerate(scheduled) if r is victim)
+                        budget += scheduled.pop(slot)[1]
+                        index -= 1
                     self._preempt(victim)
                     preempted += 1
                     if victim is req:
@@ -218,9 +233,9 @@ class EngineCore:
         waiting, running, pool, bs = self._waiting, self._running, self.pool, self._bs
         max_seqs = self.config.max_num_seqs
         while waiting and budget > 0 and len(running) < max_seqs:
-            req = waiting[0]
+            req = waiting.peek()
             if req.state != WAITING:
-                waiting.popleft()  # aborted while queued
+                waiting.pop()  # aborted while queued
                 continue
             num_tokens = req.prompt_tokens + req.num_output
             hits: list[int] = []
@@ -233,7 +248,7 @@ class EngineCore:
             need = -(-(computed + num_new) // bs) - num_hits
             if need > pool.num_free - pool.num_free_among(hits):
                 break
-            waiting.popleft()
+            waiting.pop()
             self._num_waiting -= 1
             pool.touch(hits)
             hits.extend(pool.allocate(need))
@@ -312,7 +327,7 @@ class EngineCore:
         return t
 
     def _preempt(self, req: SeqState) -> None:
-        """Recompute-style preemption: drop the KV cache, keep the tokens, requeue first."""
+        """Recompute-style preemption: drop the KV cache, keep the tokens, requeue."""
         self.pool.free(req.blocks)
         req.blocks = []
         req.num_computed = 0
@@ -320,7 +335,7 @@ class EngineCore:
         req.state = WAITING
         req.num_preemptions += 1
         self.num_preemptions_total += 1
-        self._waiting.appendleft(req)
+        self._waiting.requeue(req)
         self._num_waiting += 1
 
     def _extend_hashes(self, req: SeqState, num_blocks: int) -> None:

@@ -4,6 +4,7 @@ the request shape its core takes."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -13,7 +14,8 @@ from workers.sim.engine import FinishReason
 class EngineConfig(BaseModel):
     """``--max-num-seqs``, ``--max-num-batched-tokens``, ``--block-size``,
     ``--num-gpu-blocks-override``, ``--gpu-memory-utilization``,
-    ``--enable-prefix-caching`` and ``--max-model-len``, as in vLLM."""
+    ``--enable-prefix-caching``, ``--max-model-len`` and ``--scheduling-policy``, as in
+    vLLM."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -24,6 +26,7 @@ class EngineConfig(BaseModel):
     gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
     enable_prefix_caching: bool = True
     max_model_len: int | None = Field(default=None, ge=2, description="None: the model's")
+    scheduling_policy: Literal["fcfs", "priority"] = "fcfs"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,3 +38,5 @@ class CoreRequest:
     output_tokens: int
     finish_reason: FinishReason = "length"
     block_hashes: tuple[int, ...] | None = None
+    priority: int = 0
+    """Under the ``priority`` policy, lower runs earlier (vLLM's convention)."""

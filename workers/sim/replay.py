@@ -76,7 +76,9 @@ class VirtualEngine:
         """vLLM refuses (400) a prompt that leaves no room for one output token."""
         return 0 < request.prompt_tokens < self.max_model_len
 
-    def submit(self, request: ReplayRequest, now: float) -> None:
+    def submit(self, request: ReplayRequest, now: float, *, priority: int = 0) -> None:
+        """Queue ``request`` now; ``priority`` (lower first) matters only under the
+        engine's ``priority`` scheduling policy."""
         room = self.max_model_len - request.prompt_tokens
         output = max(1, min(request.output_tokens, room))
         reason: FinishReason = "length" if output < request.output_tokens else "stop"
@@ -89,7 +91,10 @@ class VirtualEngine:
                 request.trace_block_tokens,
             )
         self.core.add_request(
-            CoreRequest(request.request_id, request.prompt_tokens, output, reason, hashes), now
+            CoreRequest(
+                request.request_id, request.prompt_tokens, output, reason, hashes, priority
+            ),
+            now,
         )
 
     def finish_step(self) -> None:

@@ -42,6 +42,7 @@ class SeqState:
         "num_hashed",
         "num_output",
         "num_preemptions",
+        "priority",
         "prompt_tokens",
         "rid",
         "salt",
@@ -56,6 +57,7 @@ class SeqState:
         self.finish_reason: FinishReason = request.finish_reason
         self.hashes = list(request.block_hashes or ())
         self.salt = salt
+        self.priority = request.priority
         self.arrived_at = now
         self.state = WAITING
         self.num_computed = 0
