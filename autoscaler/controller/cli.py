@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 
@@ -112,9 +112,9 @@ class Health:
 
 
 async def serve(settings: ControllerSettings, once: bool = False) -> int:
-    from autoscaler.controller.kube import KubeLeases, KubeScalers, close, connect
+    from autoscaler.controller.kube import KubeLeases, KubeScalers, KubeWatch, close, connect
     from autoscaler.controller.leader import LeaderElector
-    from autoscaler.controller.loop import Controller, elect, run
+    from autoscaler.controller.loop import Controller, Stream, elect, run, watch_disruptions
 
     try:
         client = connect(settings.auth, settings.kubeconfig, settings.context)
@@ -153,6 +153,15 @@ async def serve(settings: ControllerSettings, once: bool = False) -> int:
             )
             tasks.append(asyncio.create_task(elect(elector, le.retry_period_s, stop)))
 
+        wake = asyncio.Event()
+        d = settings.disruptions
+        if d.enabled:
+            watcher = KubeWatch(client, settings.namespace, d.pod_selector, d.watch_timeout_s)
+            streams: dict[Literal["pod", "node"], Stream] = {"pod": watcher.pods}
+            if d.watch_nodes:
+                streams["node"] = watcher.nodes
+            tasks.append(asyncio.create_task(watch_disruptions(streams, controller, wake, stop)))
+
         def tick() -> None:
             health.tick()
             health.leading = elector is None or elector.is_leader()
@@ -162,7 +171,9 @@ async def serve(settings: ControllerSettings, once: bool = False) -> int:
             settings.namespace or "every namespace",
             settings.interval_s,
         )
-        tasks.append(asyncio.create_task(run(controller, settings.interval_s, stop, elector, tick)))
+        tasks.append(
+            asyncio.create_task(run(controller, settings.interval_s, stop, elector, tick, wake))
+        )
         await asyncio.gather(*tasks)
         if runner is not None:
             await runner.cleanup()

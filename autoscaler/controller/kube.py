@@ -9,11 +9,11 @@ stand-in resources, and a cluster differs only in the group/version/resource nam
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client
+from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
@@ -22,7 +22,7 @@ from autoscaler.controller.reconcile import TargetState
 from autoscaler.controller.spec import GROUP, PLURAL, VERSION, ScaleTargetRef, is_paused
 from scheduler.discovery.kube import ApiResource, api_client
 
-__all__ = ["LEASES", "KubeLeases", "KubeScalers", "close", "connect"]
+__all__ = ["LEASES", "KubeLeases", "KubeScalers", "KubeWatch", "close", "connect"]
 
 TIMEOUT_S = (5.0, 30.0)
 FIELD_MANAGER = "tidegate-autoscaler"
@@ -223,3 +223,54 @@ class KubeLeases:
             ),
         )
         return replaced
+
+
+class KubeWatch:
+    """Pod and node watches as (event type, object as served) pairs, and pod annotations.
+
+    Not exercised against the test API server (it serves no Pods or Nodes): the code that
+    reads these events is pure and tested with recorded ones."""
+
+    def __init__(
+        self, api: client.ApiClient, namespace: str | None, pod_selector: str, timeout_s: int
+    ) -> None:
+        self._core = client.CoreV1Api(api)
+        self._namespace = namespace
+        self._selector = pod_selector
+        self._timeout_s = timeout_s
+
+    def pods(self) -> Iterator[tuple[str, Json]]:
+        if self._namespace is None:
+            stream = watch.Watch().stream(  # type: ignore[no-untyped-call]
+                self._core.list_pod_for_all_namespaces,
+                label_selector=self._selector,
+                timeout_seconds=self._timeout_s,
+            )
+        else:
+            stream = watch.Watch().stream(  # type: ignore[no-untyped-call]
+                self._core.list_namespaced_pod,
+                self._namespace,
+                label_selector=self._selector,
+                timeout_seconds=self._timeout_s,
+            )
+        for event in stream:
+            yield str(event["type"]), event["raw_object"]
+
+    def nodes(self) -> Iterator[tuple[str, Json]]:
+        stream = watch.Watch().stream(  # type: ignore[no-untyped-call]
+            self._core.list_node, timeout_seconds=self._timeout_s
+        )
+        for event in stream:
+            yield str(event["type"]), event["raw_object"]
+
+    def annotate_pod(
+        self, namespace: str, name: str, annotations: Mapping[str, str | None]
+    ) -> None:
+        """A merge patch of the pod's annotations (None removes one)."""
+        body = {"metadata": {"annotations": dict(annotations)}}
+        _call(
+            f"annotate pod {namespace}/{name}",
+            lambda: self._core.patch_namespaced_pod(
+                name, namespace, body, field_manager=FIELD_MANAGER, _request_timeout=TIMEOUT_S
+            ),
+        )

@@ -14,12 +14,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from autoscaler.controller.act import apply_replicas
-from autoscaler.controller.api import KubeError, NotFound, ScalerApi
+from autoscaler.controller.api import Json, KubeError, NotFound, ScalerApi
+from autoscaler.controller.disruption import (
+    Disruptions,
+    Loss,
+    forget_before,
+    observe_node,
+    observe_pod,
+)
 from autoscaler.controller.leader import LeaderElector
 from autoscaler.controller.reconcile import (
     Memory,
@@ -36,6 +45,10 @@ from autoscaler.signals.source import SignalSource, unknown
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+LOSS_WINDOW_S = 3600.0
+"""Losses this far back count towards a pool's observed preemption rate."""
+Stream = Callable[[], Iterable[tuple[str, Json]]]
+"""A blocking watch: (event type, object) pairs until it times out or fails."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +85,21 @@ class Controller:
         self._namespace = namespace
         self._signal_timeout_s = signal_timeout_s
         self._memory: dict[str, Memory] = {}
+        self._disruptions = Disruptions()
+
+    @property
+    def disruptions(self) -> Disruptions:
+        return self._disruptions
+
+    def observe(self, kind: Literal["pod", "node"], event: str, obj: Json) -> tuple[Loss, ...]:
+        """Fold one watch event in; the losses it newly reports (a reason to act now)."""
+        fold = observe_pod if kind == "pod" else observe_node
+        self._disruptions, lost = fold(self._disruptions, event, obj, self._clock())
+        for loss in lost:
+            log.warning(
+                "%s/%s lost pod %s: %s", loss.namespace, loss.workload, loss.pod, loss.reason
+            )
+        return lost
 
     def forget(self) -> None:
         """Drop what earlier passes remembered (after losing leadership: another replica
@@ -80,6 +108,7 @@ class Controller:
 
     async def reconcile_all(self) -> list[PassResult]:
         now = self._clock()
+        self._disruptions = forget_before(self._disruptions, now - LOSS_WINDOW_S)
         try:
             raw = await _io(self._api.list_scalers, self._namespace)
         except KubeError as exc:
@@ -147,7 +176,9 @@ class Controller:
 
     async def _reconcile(self, read: _Read, obs: Observation, now: float) -> PassResult:
         scaler = read.scaler
-        reconciled = reconcile(scaler, read.targets, obs, self._memory.get(read.uid), now)
+        reconciled = reconcile(
+            scaler, read.targets, obs, self._memory.get(read.uid), now, self._disruptions
+        )
         self._memory[read.uid] = reconciled.memory
         actions = list(read.unreadable.values())
         for pool in scaler.spec.pools:
@@ -194,10 +225,14 @@ async def run(
     stop: asyncio.Event,
     elector: LeaderElector | None = None,
     on_tick: Callable[[], None] = lambda: None,
+    wake: asyncio.Event | None = None,
 ) -> None:
-    """Reconcile every ``interval_s`` while leading (always, without an elector)."""
+    """Reconcile every ``interval_s`` while leading (always, without an elector), and at
+    once when ``wake`` is set (capacity lost)."""
     leading = elector is None
     while not stop.is_set():
+        if wake is not None:
+            wake.clear()  # a loss reported during this pass wakes the next one
         if elector is not None:
             now_leading = elector.is_leader()
             if leading and not now_leading:
@@ -210,8 +245,52 @@ async def run(
             except Exception:  # a bug in one pass must not end the controller
                 log.exception("reconcile pass failed")
         on_tick()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval_s)
+        await _pause(interval_s, stop, wake)
+
+
+async def _pause(interval_s: float, stop: asyncio.Event, wake: asyncio.Event | None) -> None:
+    waits = [asyncio.ensure_future(stop.wait())]
+    if wake is not None:
+        waits.append(asyncio.ensure_future(wake.wait()))
+    _, pending = await asyncio.wait(waits, timeout=interval_s, return_when="FIRST_COMPLETED")
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+
+
+async def watch_disruptions(
+    streams: Mapping[Literal["pod", "node"], Stream],
+    controller: Controller,
+    wake: asyncio.Event,
+    stop: asyncio.Event,
+    retry_s: float = 5.0,
+) -> None:
+    """Feed pod and node watch events to the controller; wake the loop on a loss.
+
+    Each blocking watch runs in a daemon thread (a watch may block for minutes; shutdown
+    must not wait for it) and hands events to the event loop, which folds them in."""
+    loop = asyncio.get_running_loop()
+
+    def deliver(kind: Literal["pod", "node"], event: str, obj: Json) -> None:
+        if controller.observe(kind, event, obj):
+            wake.set()
+
+    def pump(kind: Literal["pod", "node"], stream: Stream) -> None:
+        while not stop.is_set():
+            try:
+                for event, obj in stream():
+                    loop.call_soon_threadsafe(deliver, kind, event, obj)
+            except RuntimeError:  # the event loop closed: shutting down
+                return
+            except Exception as exc:  # a watch that failed is started again
+                log.warning("watching %ss failed: %r; again in %gs", kind, exc, retry_s)
+                time.sleep(retry_s)
+
+    for kind, stream in streams.items():
+        threading.Thread(
+            target=pump, args=(kind, stream), name=f"watch-{kind}", daemon=True
+        ).start()
+    await stop.wait()
 
 
 async def elect(elector: LeaderElector, retry_period_s: float, stop: asyncio.Event) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from autoscaler.controller.disruption import Disruptions
 from autoscaler.controller.spec import ModelScalerSpec
 from autoscaler.controller.status import parse_time
 from autoscaler.policy.capacity import CapacityPlan, PoolState, plan_capacity
@@ -75,6 +76,8 @@ class Reconciled:
     capacity: CapacityEstimate
     ready_replicas: int
     pending_since: dict[str, float | None]
+    pools: tuple[PoolState, ...] = ()
+    """The pools as the planner saw them (losses included)."""
 
     @property
     def decided_by(self) -> str:
@@ -132,8 +135,11 @@ def reconcile(
     obs: Observation,
     memory: Memory | None,
     now: float,
+    disruptions: Disruptions | None = None,
 ) -> Reconciled:
-    """``targets`` maps each pool to its target's state, or None where it was not found."""
+    """``targets`` maps each pool to its target's state, or None where it was not found;
+    ``disruptions`` is what pod and node events said the pools lost (None: not watched)."""
+    disruptions = disruptions or Disruptions()
     spec = scaler.spec
     memory = memory if memory is not None else seed_memory(scaler.status, now, spec)
     prior = memory.capacity
@@ -166,6 +172,8 @@ def reconcile(
                 ready=target.ready_replicas,
                 pending_since=(now if since is None else since) if pending else None,
                 paused=scaler.paused or target.paused,
+                lost=disruptions.lost_now(scaler.namespace, pool.scale_target_ref.name),
+                preemptions=disruptions.loss_times(scaler.namespace, pool.scale_target_ref.name),
             )
         )
     plan = plan_capacity(decision.replicas, states, spec.spot_settings(), now)
@@ -184,4 +192,5 @@ def reconcile(
         capacity=capacity,
         ready_replicas=ready_total(targets),
         pending_since=pending_since,
+        pools=tuple(states),
     )

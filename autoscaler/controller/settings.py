@@ -77,6 +77,18 @@ class LeaderElectionSettings(_Section):
         return self
 
 
+class DisruptionSettings(_Section):
+    """Watching pods and nodes for spot preemption and termination notices (needs RBAC to
+    list and watch pods in the namespace and nodes in the cluster)."""
+
+    enabled: bool = False
+    pod_selector: str = Field(
+        "tidegate.dev/pool", description="label selector of the pools' worker pods"
+    )
+    watch_nodes: bool = Field(True, description="termination notices on nodes")
+    watch_timeout_s: int = Field(300, ge=10, description="a watch is restarted this often")
+
+
 class HealthSettings(_Section):
     host: str = "0.0.0.0"
     port: int = Field(8080, ge=0, le=65535, description="/healthz; 0 turns it off")
@@ -92,6 +104,7 @@ class ControllerSettings(_Section):
     signals: SignalSettings
     leader_election: LeaderElectionSettings = LeaderElectionSettings()
     health: HealthSettings = HealthSettings()
+    disruptions: DisruptionSettings = DisruptionSettings()
 
     @model_validator(mode="after")
     def _lease_namespace(self) -> ControllerSettings:

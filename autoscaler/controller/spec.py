@@ -87,6 +87,7 @@ class SloSpec(_Camel):
 class SpotSpec(_Camel):
     over_provision: float = Field(0.1, ge=0, le=1)
     fallback_after_seconds: float = Field(120.0, ge=0)
+    replacement_seconds: float = Field(600.0, ge=0)
 
 
 class CapacityLearningSpec(_Camel):
@@ -157,6 +158,7 @@ class ModelScalerSpec(_Camel):
             on_demand_floor=self.on_demand_floor,
             over_provision=self.spot.over_provision,
             fallback_after_s=self.spot.fallback_after_seconds,
+            replacement_s=self.spot.replacement_seconds,
         )
 
 

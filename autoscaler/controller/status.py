@@ -168,6 +168,11 @@ def build_status(
         }
         if since is not None:
             entry["pendingSince"] = rfc3339(since)
+        seen = next((p for p in reconciled.pools if p.name == pool.name), None)
+        if seen is not None and seen.lost:
+            entry["lostReplicas"] = seen.lost
+        if seen is not None and seen.preemptions:
+            entry["recentLosses"] = len(seen.preemptions)
         if pool.name in done:
             entry["action"] = done[pool.name].detail
         pools.append(entry)

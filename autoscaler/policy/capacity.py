@@ -11,6 +11,17 @@ pool should run and why. Rules, in order:
    and the shortfall goes to on-demand pools (cheapest first).
 4. On-demand replicas above the floor are given back only once spot replicas are ready to
    take their place (return to spot without a gap).
+
+Preemption, as observed (:mod:`autoscaler.controller.disruption` counts it):
+- replicas a pool is losing now (``lost``: a termination notice, a disruption) are
+  replaced at once: the pool is asked for that many more while the doomed ones finish,
+  and they do not count as ready;
+- a spot pool that lost replicas within ``fallback_after_s`` and has replicas pending is
+  short now: it falls back to on-demand at once rather than after ``fallback_after_s``,
+  and its losses are replaced on on-demand;
+- the over-provision share rises to the share of spot replicas expected to be lost while
+  one is replaced, ``preemptions per replica-hour x replacement_s``, when that is higher
+  than the configured share.
 """
 
 from __future__ import annotations
@@ -36,6 +47,14 @@ class PoolState:
     pending_since: float | None = None
     """When the oldest replica still pending was asked for; None when none is pending."""
     paused: bool = False
+    lost: int = 0
+    """Ready replicas going away now (termination notice, disruption): not capacity."""
+    preemptions: tuple[float, ...] = ()
+    """When each replica of this pool was lost within the caller's window."""
+
+    @property
+    def usable(self) -> int:
+        return max(0, self.ready - self.lost)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +63,10 @@ class SpotSettings:
     over_provision: float = 0.1
     """Extra spot replicas, as a share of the spot replicas planned."""
     fallback_after_s: float = 120.0
+    preemption_window_s: float = 3600.0
+    """Preemptions this far back count towards the observed rate."""
+    replacement_s: float = 600.0
+    """How long a lost spot replica takes to replace (node, image, weights)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,29 +101,29 @@ def plan_capacity(
     floor_left = spot.on_demand_floor - sum(plan[p.name] for p in on_demand)
     floor = min(max(0, floor_left), remaining) if spots else remaining
     remaining -= _fill(plan, on_demand, floor, reasons, "on-demand floor")
-    spot_target = remaining + (math.ceil(remaining * spot.over_provision) if remaining else 0)
+    over = _over_provision(spots, spot, now, reasons)
+    spot_target = remaining + (math.ceil(remaining * over) if remaining else 0)
     placed_on_spot = 0
     for pool in spots:
-        if placed_on_spot >= spot_target:
-            break
-        starved = (
-            pool.pending_since is not None and now - pool.pending_since > spot.fallback_after_s
-        )
-        room = (pool.ready if starved else pool.max_replicas) - plan[pool.name]
-        take = max(0, min(room, spot_target - placed_on_spot))
-        plan[pool.name] += take
-        placed_on_spot += take
+        starved = _starved(pool, spot, now)
         if starved:
-            reasons.append(
-                f"{pool.name}: spot pending over {spot.fallback_after_s:g}s, "
-                f"held at its {pool.ready} ready"
-            )
-        if take:
-            reasons.append(f"{pool.name}: {take} on spot (${pool.price_per_hour:g}/h)")
+            reasons.append(f"{pool.name}: {starved}, held at its {pool.ready} ready")
+        if placed_on_spot < spot_target:
+            room = (pool.ready if starved else pool.max_replicas) - plan[pool.name]
+            take = max(0, min(room, spot_target - placed_on_spot))
+            plan[pool.name] += take
+            # Held at its ready count, the replicas being lost there are no capacity: the
+            # shortfall (on-demand) replaces them.
+            placed_on_spot += take - min(take, pool.lost) if starved else take
+            if take:
+                reasons.append(f"{pool.name}: {take} on spot (${pool.price_per_hour:g}/h)")
+        if pool.lost and not starved:
+            plan[pool.name] += pool.lost
+            reasons.append(f"{pool.name}: +{pool.lost} replacing replicas being lost")
     shortfall = max(0, remaining - placed_on_spot)
     if shortfall:
         _fill(plan, on_demand, shortfall, reasons, "spot short, on-demand fallback")
-    spot_ready = sum(min(p.ready, plan[p.name]) for p in spots)
+    spot_ready = sum(min(p.usable, plan[p.name]) for p in spots)
     for pool in on_demand:
         keep = min(pool.desired, max(0, wanted - spot_ready - _others(plan, pool, on_demand)))
         if keep > plan[pool.name]:
@@ -112,6 +135,37 @@ def plan_capacity(
             reasons.append(f"{pool.name}: kept within [{pool.min_replicas}, {pool.max_replicas}]")
             plan[pool.name] = bounded
     return CapacityPlan(plan, tuple(reasons))
+
+
+def _starved(pool: PoolState, spot: SpotSettings, now: float) -> str | None:
+    """Why a spot pool is out of capacity now (None: it is not)."""
+    if pool.pending_since is None:
+        return None
+    if now - pool.pending_since > spot.fallback_after_s:
+        return f"spot pending over {spot.fallback_after_s:g}s"
+    recent = [t for t in pool.preemptions if now - t <= spot.fallback_after_s]
+    if recent:
+        return f"spot pending after {len(recent)} lost in {spot.fallback_after_s:g}s"
+    return None
+
+
+def _over_provision(
+    spots: Sequence[PoolState], spot: SpotSettings, now: float, reasons: list[str]
+) -> float:
+    window = spot.preemption_window_s
+    lost = sum(1 for p in spots for t in p.preemptions if now - t <= window)
+    replicas = max(1, sum(max(p.desired, p.ready) for p in spots))
+    if not lost or window <= 0:
+        return spot.over_provision
+    per_replica_hour = lost / replicas / (window / 3600.0)
+    expected = min(1.0, per_replica_hour * spot.replacement_s / 3600.0)
+    if expected <= spot.over_provision:
+        return spot.over_provision
+    reasons.append(
+        f"spot over-provision {expected:.0%}: {lost} lost in {window / 60:g} min "
+        f"({per_replica_hour:.2f} per replica-hour, {spot.replacement_s:g}s to replace)"
+    )
+    return expected
 
 
 def _fill(

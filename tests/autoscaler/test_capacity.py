@@ -85,3 +85,79 @@ def test_paused_pool_is_left_alone_and_counts():
     pools = [od(desired=3, paused=True), spot()]
     plan = plan_capacity(5, pools, SETTINGS, now=0.0)
     assert plan.replicas == {"od": 3, "spot": 2}
+
+
+NOW = 10_000.0
+PREEMPTING = SpotSettings(
+    on_demand_floor=1, over_provision=0.1, fallback_after_s=120, replacement_s=600
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "wanted", "pools", "expected", "reason"),
+    [
+        (
+            "a noticed spot replica is replaced on spot at once",
+            5,
+            [od(desired=1), spot(desired=5, ready=5, lost=1, preemptions=(NOW,))],
+            {"od": 1, "spot": 6},  # 4 + 1 over-provision + 1 replacement
+            "+1 replacing replicas being lost",
+        ),
+        (
+            "spot pending after a loss: on-demand at once",
+            5,
+            [od(desired=1), spot(desired=5, ready=3, pending_since=NOW - 10, preemptions=(NOW,))],
+            {"od": 2, "spot": 3},  # held at 3 ready; the floor plus the 1 short
+            "spot pending after 1 lost in 120s",
+        ),
+        (
+            "and the noticed ones there are replaced on on-demand",
+            5,
+            [
+                od(desired=1),
+                spot(desired=5, ready=4, lost=2, pending_since=NOW - 10, preemptions=(NOW, NOW)),
+            ],
+            {"od": 3, "spot": 4},  # 4 held, 2 of them going: 2 usable + 2 on-demand
+            "held at its 4 ready",
+        ),
+        (
+            "pending without a recent loss still waits for the fallback period",
+            5,
+            [od(desired=1), spot(desired=5, ready=3, pending_since=NOW - 10)],
+            {"od": 1, "spot": 5},
+            "5 on spot",
+        ),
+        (
+            "frequent preemption raises the over-provision",
+            11,
+            [od(desired=1), spot(desired=10, ready=10, preemptions=(NOW - 600,) * 5)],
+            {"od": 1, "spot": 11},  # 5 per 10 replicas per hour x 10 min: 8.3% < 10%
+            "11 on spot",
+        ),
+        (
+            "very frequent preemption raises it more",
+            11,
+            [od(desired=1), spot(desired=10, ready=10, preemptions=(NOW - 600,) * 30)],
+            {"od": 1, "spot": 15},  # 3 per replica-hour x 10 min: 50% of 10 on spot
+            "spot over-provision 50%: 30 lost in 60 min",
+        ),
+        (
+            "preemptions older than the window are forgotten",
+            11,
+            [od(desired=1), spot(desired=10, ready=10, preemptions=(NOW - 4000,) * 30)],
+            {"od": 1, "spot": 11},
+            "11 on spot",
+        ),
+    ],
+)
+def test_preemption(name, wanted, pools, expected, reason):
+    plan = plan_capacity(wanted, pools, PREEMPTING, now=NOW)
+    assert plan.replicas == expected, (name, plan.reasons)
+    assert any(reason in r for r in plan.reasons), plan.reasons
+
+
+def test_on_demand_is_kept_while_replacements_for_lost_spot_replicas_start():
+    # On-demand carried 3 while spot came back; 2 of the 4 ready spot replicas are going.
+    pools = [od(desired=3), spot(desired=4, ready=4, lost=2, preemptions=(NOW,))]
+    plan = plan_capacity(5, pools, PREEMPTING, now=NOW)
+    assert plan.replicas == {"od": 3, "spot": 7}  # 4 + 1 over-provision + 2 replacements

@@ -331,7 +331,12 @@ def test_the_crd_validates_and_defaults_model_scalers(objects: Any, ns: str) -> 
         "stabilizationWindowSeconds": 300,
         "maxReplicasPerMinute": 2,
     }
-    assert stored["spot"] == {"overProvision": 0.1, "fallbackAfterSeconds": 120}
+    assert stored["spot"] == {
+        "overProvision": 0.1,
+        "fallbackAfterSeconds": 120,
+        "replacementSeconds": 600,
+    }
+    assert stored["capacityLearning"] == {"enabled": True, "band": 2}
     assert parse_spec(stored).policy_behavior().scale_down_window_s == 300
 
     bad_cases = [
