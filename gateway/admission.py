@@ -1,16 +1,21 @@
-"""The gateway side of admission: holds requests while the pool is saturated.
+"""The gateway side of admission: holds requests while the pool is saturated or asleep.
 
 Decisions (saturation, ordering, shedding) are pure and live in
 :mod:`scheduler.admission`; this adapter owns the waiting. A request enters at once while
 its model's pool has room and nobody is queued ahead; otherwise it takes a ticket and waits
 to be released, one request per completion and, after each probe round, one per worker with
-room. A client that leaves while queued gives up its place. With no healthy worker for the
-model at all, nothing is held: routing answers 503 at once.
+room. A client that leaves while queued gives up its place.
+
+With no healthy worker for the model at all, a model scaled to zero
+(``admission.scale_to_zero``) holds the request until a probe finds a worker healthy or its
+hold timeout passes (503 ``model_scaled_to_zero``); the held count is exported per model, so
+the autoscaler starts a replica. Any other model gets routing's immediate 503.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable
 
 from gateway.errors import GatewayError
@@ -26,6 +31,14 @@ class Overloaded(GatewayError):
     code = "overloaded"
 
 
+class ScaledToZero(GatewayError):
+    """A model scaled to zero got no ready replica within its hold timeout."""
+
+    status = 503
+    type = "server_error"
+    code = "model_scaled_to_zero"
+
+
 class AdmissionGate:
     def __init__(
         self,
@@ -35,6 +48,7 @@ class AdmissionGate:
         clock: Callable[[], float],
     ) -> None:
         self._settings: AdmissionSettings = settings.admission
+        self._zero = self._settings.scale_to_zero
         self._max_age_s = settings.discovery.stale_after_s
         self._pool = pool
         self._metrics = metrics
@@ -44,7 +58,13 @@ class AdmissionGate:
             kv_threshold=self._settings.kv_threshold,
             max_running=self._settings.max_running_per_worker,
         )
+        # What fills a worker by the policy: the most held requests one new replica takes.
+        self._fill_per_worker = self._settings.max_running_per_worker or math.ceil(
+            self._settings.queue_threshold
+        )
         self._queues: dict[str, AdmissionQueue] = {}
+        self._asleep: dict[str, AdmissionQueue] = {}
+        """Per model scaled to zero: requests held for its first replica, released first."""
         self._waiters: dict[Ticket, asyncio.Future[None]] = {}
 
     def saturation(self, model: str) -> float:
@@ -58,17 +78,29 @@ class AdmissionGate:
         )
 
     def queued(self) -> dict[str, int]:
-        return {model: len(queue) for model, queue in self._queues.items()}
+        """Requests held per model; models scaled to zero are listed even at zero."""
+        counts = dict.fromkeys(self._zero.models, 0)
+        for queues in (self._queues, self._asleep):
+            for model, queue in queues.items():
+                counts[model] = counts.get(model, 0) + len(queue)
+        return counts
+
+    def has_healthy_worker(self, model: str) -> bool:
+        return any(e.healthy and model in e.models for e in self._pool.snapshot.endpoints)
 
     async def enter(self, model: str, priority: int, tenant: str) -> None:
-        """Return when the request may be dispatched; raise :class:`Overloaded` to shed it."""
+        """Return when the request may be dispatched; raise :class:`Overloaded` to shed it,
+        :class:`ScaledToZero` when no replica of a model scaled to zero came in time."""
         if not self._settings.enabled:
             return
         queue = self._queue(model)
-        if not queue and self.saturation(model) < 1.0:
+        if not queue and not self._asleep.get(model) and self.saturation(model) < 1.0:
             return
-        if not any(e.healthy and model in e.models for e in self._pool.snapshot.endpoints):
-            return  # nothing to wait for: routing answers 503 at once
+        if not self.has_healthy_worker(model):
+            hold_s = self._zero.hold_timeout(model)
+            if hold_s is not None:
+                await self._hold_for_replica(model, priority, tenant, hold_s)
+            return  # otherwise nothing to wait for: routing answers 503 at once
         now = self._clock()
         if priority <= self._settings.shed_at_or_below:
             self._shed("sheddable", 1.0)
@@ -76,18 +108,52 @@ class AdmissionGate:
         shed = queue.offer(ticket, now)
         if shed is not None:
             self._shed(shed.reason, shed.retry_after_s)
+        if not await self._wait(model, queue, ticket, self._settings.max_wait_s):
+            self._shed("queue_timeout", queue.retry_after(self._clock()))
+
+    async def _hold_for_replica(
+        self, model: str, priority: int, tenant: str, hold_s: float
+    ) -> None:
+        """Hold until a worker for ``model`` is healthy and has room. Nothing is shed for
+        priority or predicted wait here: the pool is asleep, not overloaded."""
+        queue = self._asleep.get(model)
+        if queue is None:
+            queue = self._asleep[model] = AdmissionQueue(
+                max_queue=self._settings.max_queue, ttft_slo_s=math.inf
+            )
+        now = self._clock()
+        ticket = Ticket(priority=priority, tenant=tenant, arrived=now)
+        shed = queue.offer(ticket, now)
+        if shed is not None:
+            self._shed(shed.reason, self._zero.retry_after_s)
+        if not await self._wait(model, queue, ticket, hold_s):
+            self._metrics.shed("scale_to_zero_timeout")
+            retry = self._zero.retry_after_s
+            raise ScaledToZero(
+                f"The model `{model}` is scaled to zero and no replica became ready within "
+                f"{hold_s:g}s; one is being started, retry after {retry}s.",
+                headers={"Retry-After": str(retry)},
+            )
+
+    async def _wait(
+        self, model: str, queue: AdmissionQueue, ticket: Ticket, timeout_s: float
+    ) -> bool:
+        """Wait for ``ticket`` (already in ``queue``) to be released: True when it was,
+        False when ``timeout_s`` passed first. It leaves the queue either way, also when
+        the waiting task is cancelled (its client left)."""
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters[ticket] = waiter
         self.wake(model, limit=1)
         try:
-            async with asyncio.timeout(self._settings.max_wait_s):
+            async with asyncio.timeout(timeout_s):
                 await waiter
         except TimeoutError:
-            self._shed("queue_timeout", queue.retry_after(self._clock()))
+            return False
         finally:
             self._waiters.pop(ticket, None)
             queue.remove(ticket)
-            self._metrics.queue_wait(self._clock() - now)
+            self._metrics.queue_wait(self._clock() - ticket.arrived)
+        return True
 
     def completed(self, model: str) -> None:
         """A request for ``model`` finished: a slot may have freed."""
@@ -97,22 +163,36 @@ class AdmissionGate:
             self.wake(model, limit=1)
 
     def wake_all(self) -> None:
-        """After a probe round: release up to one waiter per worker with room."""
-        for model, queue in self._queues.items():
-            if queue:
-                self.wake(model, limit=max(1, len(self._pool.snapshot.endpoints)))
+        """After a probe round: release up to one waiter per worker with room, and the
+        requests held for a model's first replicas up to what fills them."""
+        workers = max(1, len(self._pool.snapshot.endpoints))
+        for model in dict.fromkeys([*self._queues, *self._asleep]):
+            limit = workers
+            if self._asleep.get(model):
+                serving = sum(
+                    1 for e in self._pool.snapshot.endpoints if e.healthy and model in e.models
+                )
+                limit = max(limit, serving * self._fill_per_worker)
+            self.wake(model, limit=limit)
 
     def wake(self, model: str, *, limit: int) -> None:
-        queue = self._queues.get(model)
         released = 0
-        while queue and released < limit and self.saturation(model) < 1.0:
-            ticket = queue.pop()
+        while released < limit and self.saturation(model) < 1.0:
+            ticket = self._next(model)
             if ticket is None:
                 break
             waiter = self._waiters.get(ticket)
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
                 released += 1
+
+    def _next(self, model: str) -> Ticket | None:
+        """The next ticket to release: those held for a first replica came first."""
+        for queues in (self._asleep, self._queues):
+            queue = queues.get(model)
+            if queue:
+                return queue.pop()
+        return None
 
     def _queue(self, model: str) -> AdmissionQueue:
         queue = self._queues.get(model)

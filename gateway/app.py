@@ -111,6 +111,8 @@ def _add_control_routes(app: FastAPI) -> None:
             for model in sorted(endpoint.models):
                 card = endpoint.model_cards.get(model)
                 cards.setdefault(model, dict(card) if card else _card(model))
+        for model in services.settings.admission.scale_to_zero.models:  # even at zero replicas
+            cards.setdefault(model, _card(model))
         return {"object": "list", "data": list(cards.values())}
 
     @app.get("/metrics")

@@ -155,7 +155,8 @@ class _QueuedCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily(
             "tidegate_admission_queued_requests",
-            "Requests admission control is holding, by model.",
+            "Requests admission control is holding, by model (also those waiting for the "
+            "first replica of a model scaled to zero).",
             labels=["model"],
         )
         for model, count in sorted(self._queued().items()):

@@ -158,7 +158,11 @@ class Proxy:
         return priority, header(scope, self._tenant_header) or ""
 
     def _check_model(self, model: str) -> None:
-        if model in self._settings.models or model in self._pool.snapshot.known_models:
+        if (
+            model in self._settings.models
+            or model in self._pool.snapshot.known_models
+            or model in self._settings.admission.scale_to_zero.models
+        ):
             return
         raise ModelNotFound(f"The model `{model}` does not exist.", param="model")
 

@@ -120,10 +120,14 @@ class Services:
         for url in gone:
             self.prober.forget(url)
         for url in set(wanted) - known:  # probe newcomers now, not at the next round
-            task = asyncio.get_running_loop().create_task(self.prober.probe(url))
+            task = asyncio.get_running_loop().create_task(self._probe_newcomer(url))
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
         log.info("workers: %d (%d left)", len(wanted), len(gone))
+
+    async def _probe_newcomer(self, url: str) -> None:
+        await self.prober.probe(url)
+        self.gate.wake_all()  # a first replica may be what held requests wait for
 
     async def stop(self) -> None:
         if self._discovery is not None:
@@ -132,7 +136,11 @@ class Services:
         await self.session.close()
 
     def ready(self) -> bool:
-        """At least one healthy worker with fresh data serves a configured model."""
+        """At least one healthy worker with fresh data serves a configured model, or some
+        model is scaled to zero: then the gateway must take requests with no worker at all,
+        or nothing would ever ask for the first replica."""
+        if self.settings.admission.scale_to_zero.models:
+            return True
         serving = self.pool.snapshot.serving(self.clock(), self.settings.discovery.stale_after_s)
         wanted = set(self.settings.models)
         return any(not wanted or wanted & e.models for e in serving)

@@ -93,6 +93,51 @@ class RetrySettings(_Section):
     retry_after_s: int = Field(1, ge=0, description="Retry-After sent with 503s")
 
 
+class HeldModel(_Section):
+    """One model scaled to zero; unset fields take the section's values."""
+
+    hold_timeout_s: float | None = Field(
+        None, gt=0, description="longest a request waits for this model's first replica"
+    )
+
+
+class ScaleToZeroSettings(_Section):
+    """Models allowed to run no replica at all: their requests are held while none is
+    healthy (the autoscaler sees them and starts one) instead of being answered 503.
+
+    ``models`` is a list of names or a mapping of name to per-model settings."""
+
+    models: dict[str, HeldModel] = Field(
+        default_factory=dict, description="models held for while they have no healthy worker"
+    )
+    hold_timeout_s: float = Field(
+        120.0, gt=0, description="longest a request waits for a replica to become ready"
+    )
+    retry_after_s: int = Field(10, ge=1, description="Retry-After sent when the hold times out")
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v.strip()]
+        if isinstance(value, list | tuple):
+            value = {name: {} for name in value}
+        if isinstance(value, dict):
+            value = {
+                str(name).strip(): {} if held is None else held for name, held in value.items()
+            }
+            if "" in value:
+                raise ValueError("model names must not be empty")
+        return value
+
+    def hold_timeout(self, model: str) -> float | None:
+        """How long to hold ``model``'s requests for a replica; None: not scaled to zero."""
+        held = self.models.get(model)
+        if held is None:
+            return None
+        return held.hold_timeout_s if held.hold_timeout_s is not None else self.hold_timeout_s
+
+
 class AdmissionSettings(_Section):
     enabled: bool = True
     queue_threshold: float = Field(8.0, gt=0, description="waiting requests that fill a worker")
@@ -110,12 +155,22 @@ class AdmissionSettings(_Section):
     )
     default_priority: str = "standard"
     shed_at_or_below: int = Field(0, description="priorities shed at once when saturated")
+    scale_to_zero: ScaleToZeroSettings = ScaleToZeroSettings()
 
     @model_validator(mode="after")
     def _default_priority_exists(self) -> AdmissionSettings:
         if self.default_priority not in self.priorities:
             known = ", ".join(sorted(self.priorities))
             raise ValueError(f"default_priority {self.default_priority!r} is not one of {known}")
+        return self
+
+    @model_validator(mode="after")
+    def _holding_needs_admission(self) -> AdmissionSettings:
+        if self.scale_to_zero.models and not self.enabled:
+            raise ValueError(
+                "scale_to_zero holds requests through admission control: "
+                "set admission.enabled to true or list no scale_to_zero models"
+            )
         return self
 
 
