@@ -19,7 +19,7 @@ import json
 import random
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -27,9 +27,10 @@ from autoscaler.replay.baselines import CacheAware, RoundRobin, gie_default_prof
 from autoscaler.replay.fleet import GatewayRoute, RoutesRequests, RoutingResult, summarize
 from scheduler.config import SchedulerSettings, build_router
 from scheduler.framework import Decision, RoutingContext
+from workers.sim.engine import EngineSnapshot, RequestRecord
 from workers.sim.engine_config import EngineConfig
 from workers.sim.profiles import builtin_registry
-from workers.sim.replay import VirtualEngine, run_fleet
+from workers.sim.replay import ReplayRequest, VirtualEngine, run_fleet
 from workers.sim.trace import read_trace
 
 
@@ -50,23 +51,86 @@ POLICIES: dict[str, Callable[[], RoutesRequests]] = {
 @dataclasses.dataclass
 class Replicas:
     """Several gateway replicas, each with its own router (and its own learned state),
-    taking requests in turn as a load balancer in front of them would."""
+    taking requests in turn as a load balancer in front of them would.
+
+    A real replica counts only the requests it sent itself, so unless ``shared_in_flight``
+    each replica's context carries its own in-flight counts (requests and prompt tokens);
+    the scraped engine gauges are the same for all (every replica probes every worker).
+    """
 
     routers: list[RoutesRequests]
+    shared_in_flight: bool = False
     _turn: int = 0
+    _own: list[dict[str, int]] = dataclasses.field(init=False)
+    _own_tokens: list[dict[str, int]] = dataclasses.field(init=False)
+    _owner: dict[str, tuple[int, str, int]] = dataclasses.field(init=False, default_factory=dict)
+    _pending: ReplayRequest | None = dataclasses.field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self._own = [{} for _ in self.routers]
+        self._own_tokens = [{} for _ in self.routers]
 
     def route(self, ctx: RoutingContext, rng: random.Random) -> Decision:
-        router = self.routers[self._turn % len(self.routers)]
+        replica = self._turn % len(self.routers)
         self._turn += 1
-        return router.route(ctx, rng)
+        if not self.shared_in_flight and len(self.routers) > 1:
+            own, tokens = self._own[replica], self._own_tokens[replica]
+            ctx = dataclasses.replace(
+                ctx,
+                in_flight={url: own.get(url, 0) for url in ctx.in_flight},
+                in_flight_tokens={url: tokens.get(url, 0) for url in ctx.in_flight_tokens},
+            )
+        decision = self.routers[replica].route(ctx, rng)
+        request = self._pending
+        if request is not None:
+            url = decision.endpoint.url
+            self._own[replica][url] = self._own[replica].get(url, 0) + 1
+            tokens = self._own_tokens[replica]
+            tokens[url] = tokens.get(url, 0) + request.prompt_tokens
+            self._owner[request.request_id] = (replica, url, request.prompt_tokens)
+        return decision
+
+    def done(self, request_id: str) -> None:
+        owner = self._owner.pop(request_id, None)
+        if owner is not None:
+            replica, url, prompt = owner
+            self._own[replica][url] -= 1
+            self._own_tokens[replica][url] -= prompt
+
+
+@dataclasses.dataclass
+class ReplicatedRoute(GatewayRoute):
+    """The fleet's route, telling the replicas which request they route and when it ends."""
+
+    replicas: Replicas | None = None
+    engines: Sequence[VirtualEngine] = ()
+
+    def __call__(self, request: ReplayRequest, engines: Sequence[EngineSnapshot]) -> int:
+        assert self.replicas is not None
+        self.replicas._pending = request
+        index = super().__call__(request, engines)
+        self.replicas._pending = None
+        if not self.engines[index].accepts(request):  # answered 400 at once: not in flight
+            self.replicas.done(request.request_id)
+        return index
+
+    def finished(self, index: int, records: Sequence[RequestRecord]) -> None:
+        super().finished(index, records)
+        assert self.replicas is not None
+        for record in records:
+            self.replicas.done(record.request_id)
 
 
 def replay(args: argparse.Namespace, policy: str) -> tuple[RoutingResult, float]:
     requests = read_trace(args.trace, limit=args.limit, speedup=args.load)
     profile = builtin_registry().get(args.profile)
     engines = [VirtualEngine(profile, EngineConfig()) for _ in range(args.workers)]
-    route = GatewayRoute(
-        Replicas([POLICIES[policy]() for _ in range(args.replicas)]), args.workers, seed=args.seed
+    replicas = Replicas(
+        [POLICIES[policy]() for _ in range(args.replicas)],
+        shared_in_flight=getattr(args, "shared_in_flight", False),
+    )
+    route = ReplicatedRoute(
+        replicas, args.workers, seed=args.seed, replicas=replicas, engines=engines
     )
     started = time.process_time()
     report = run_fleet(engines, requests, route, route.finished)
@@ -88,6 +152,11 @@ def main() -> None:
         type=int,
         default=1,
         help="gateway replicas, each with its own router, taking turns",
+    )
+    parser.add_argument(
+        "--shared-in-flight",
+        action="store_true",
+        help="let every replica see all in-flight requests (by default each sees its own)",
     )
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--decision", action="store_true", help="time one decision instead")

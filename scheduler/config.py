@@ -155,7 +155,7 @@ def _default_plugins() -> dict[str, PluginSpec]:
         "queue": QueueDepthScorerSpec(type="queue-depth-scorer"),
         "kv-cache": KvCacheScorerSpec(type="kv-cache-scorer"),
         "in-flight": InFlightScorerSpec(type="in-flight-scorer"),
-        "prefix": RendezvousScorerSpec(type="rendezvous-scorer", key="prefix", group_blocks=1),
+        "prefix": RendezvousScorerSpec(type="rendezvous-scorer", key="prefix", group_blocks=16),
         "prefix-index": PrefixIndexScorerSpec(type="prefix-index-scorer"),
         "session": RendezvousScorerSpec(type="rendezvous-scorer", key="session"),
         "bounded-load": LoadCeilingFilterSpec(type="load-ceiling-filter", factor=1.5, slack=2.0),
@@ -175,14 +175,16 @@ def _default_profiles() -> dict[str, ProfileSpec]:
                 ScorerRef(plugin="queue", weight=1.0),
             ),
         ),
-        # Placement every gateway replica agrees on without shared state.
+        # Placement every gateway replica agrees on without shared state: the rendezvous
+        # home leads, the replica's own prefix index (which diverges between replicas)
+        # only adds to it, and queue depth keeps a hot home from winning outright.
         "affinity": ProfileSpec(
             filters=("bounded-load",),
             scorers=(
-                ScorerRef(plugin="prefix-index", weight=2.0),
-                ScorerRef(plugin="prefix", weight=1.0),
+                ScorerRef(plugin="prefix-index", weight=1.0),
+                ScorerRef(plugin="prefix", weight=2.0),
                 ScorerRef(plugin="session", weight=2.0),
-                ScorerRef(plugin="queue", weight=1.0),
+                ScorerRef(plugin="queue", weight=2.0),
             ),
         ),
     }

@@ -1,5 +1,6 @@
 import random
 import re
+import zlib
 
 import pytest
 from pydantic import ValidationError
@@ -81,3 +82,31 @@ def test_prefix_blocks_chain():
     assert len(a) == 4 and a[:2] == b[:2] and a[2] != b[2]
     assert prefix_blocks("short", 50) == ()
     assert prefix_blocks("x" * 120, 50) == a[:2]  # only full blocks
+
+
+def _home_and_next(urls: list[str], key: int) -> tuple[str, str]:
+    ranked = sorted(urls, key=lambda url: zlib.crc32(url.encode(), key), reverse=True)
+    return ranked[0], ranked[1]
+
+
+@pytest.mark.parametrize("text", ["system prompt A " * 500, "another long shared prefix " * 300])
+@pytest.mark.parametrize("home_waiting", [0, 30])
+def test_affinity_replicas_agree_without_sharing_in_flight_counts(text, home_waiting):
+    """Three replicas, each counting only its own in-flight requests, send a growing
+    conversation to one worker: its home, or (home over the ceiling in the scraped queue
+    every replica reads) the same next endpoint in the key's rendezvous order."""
+    urls = [f"http://w{i}" for i in range(6)]
+    blocks = prefix_blocks(text, 256)
+    home, second = _home_and_next(urls, blocks[15])
+    endpoints = [ep(url, home_waiting if url == home else 0) for url in urls]
+    replicas = [build_router(SchedulerSettings(default_profile="affinity")) for _ in range(3)]
+    own: list[dict[str, int]] = [{} for _ in replicas]
+    chosen = []
+    for turn in range(9):
+        replica = turn % 3
+        req = RoutingRequest(model="m", prefix_blocks=blocks[: 16 + turn])
+        rng = random.Random(turn)
+        url = replicas[replica].route(ctx(endpoints, own[replica], request=req), rng).endpoint.url
+        own[replica][url] = own[replica].get(url, 0) + 1
+        chosen.append(url)
+    assert set(chosen) == {home if home_waiting == 0 else second}
