@@ -7,7 +7,7 @@ blocking, as the client's are; the loop runs them in a worker thread.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from autoscaler.controller.reconcile import TargetState
@@ -66,4 +66,12 @@ class LeaseApi(Protocol):
 
     def replace_lease(self, name: str, body: Json) -> Json:
         """``body`` carries the resourceVersion read; Conflict if it is stale."""
+        ...
+
+
+class PodApi(Protocol):
+    def annotate_pod(
+        self, namespace: str, name: str, annotations: Mapping[str, str | None]
+    ) -> None:
+        """Merge ``annotations`` into the pod's (None removes one)."""
         ...

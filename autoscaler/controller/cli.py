@@ -114,7 +114,8 @@ class Health:
 async def serve(settings: ControllerSettings, once: bool = False) -> int:
     from autoscaler.controller.kube import KubeLeases, KubeScalers, KubeWatch, close, connect
     from autoscaler.controller.leader import LeaderElector
-    from autoscaler.controller.loop import Controller, Stream, elect, run, watch_disruptions
+    from autoscaler.controller.loop import Controller, elect, run
+    from autoscaler.controller.watch import Stream, watch_disruptions
 
     try:
         client = connect(settings.auth, settings.kubeconfig, settings.context)
@@ -122,12 +123,17 @@ async def serve(settings: ControllerSettings, once: bool = False) -> int:
         log.error("%s", exc)
         return 2
     signals = signal_source(settings)
+    d = settings.disruptions
+    watcher = None
+    if d.enabled and not once:
+        watcher = KubeWatch(client, settings.namespace, d.pod_selector, d.watch_timeout_s)
     controller = Controller(
         KubeScalers(client),
         signals,
         time.time,
         namespace=settings.namespace,
         signal_timeout_s=settings.signals.timeout_s,
+        pods=watcher if d.mark_leaving else None,
     )
     try:
         if once:
@@ -154,9 +160,7 @@ async def serve(settings: ControllerSettings, once: bool = False) -> int:
             tasks.append(asyncio.create_task(elect(elector, le.retry_period_s, stop)))
 
         wake = asyncio.Event()
-        d = settings.disruptions
-        if d.enabled:
-            watcher = KubeWatch(client, settings.namespace, d.pod_selector, d.watch_timeout_s)
+        if watcher is not None:
             streams: dict[Literal["pod", "node"], Stream] = {"pod": watcher.pods}
             if d.watch_nodes:
                 streams["node"] = watcher.nodes

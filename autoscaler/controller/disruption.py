@@ -31,7 +31,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from autoscaler.controller.status import parse_time
+
 Json = Mapping[str, Any]
+DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 
 NOTICE_TAINTS = {
     "cloud.google.com/impending-node-termination": "GKE termination notice",
@@ -54,6 +57,9 @@ class PodFacts:
     ready: bool
     disrupted: str | None
     """Why the pod itself says it is going (None: it does not)."""
+    created_at: float | None = None
+    deletion_cost: str | None = None
+    """Its ``controller.kubernetes.io/pod-deletion-cost`` annotation, if any."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +138,8 @@ def pod_facts(pod: Json) -> PodFacts:
         node=str((pod.get("spec") or {}).get("nodeName") or ""),
         ready=ready is not None and ready.get("status") == "True",
         disrupted=disrupted,
+        created_at=parse_time(meta.get("creationTimestamp")),
+        deletion_cost=(meta.get("annotations") or {}).get(DELETION_COST),
     )
 
 

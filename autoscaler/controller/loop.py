@@ -14,21 +14,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from autoscaler.controller.act import apply_replicas
-from autoscaler.controller.api import Json, KubeError, NotFound, ScalerApi
+from autoscaler.controller.api import Json, KubeError, NotFound, PodApi, ScalerApi
 from autoscaler.controller.disruption import (
+    DELETION_COST,
     Disruptions,
     Loss,
     forget_before,
     observe_node,
     observe_pod,
 )
+from autoscaler.controller.drain import deletion_costs
 from autoscaler.controller.leader import LeaderElector
 from autoscaler.controller.reconcile import (
     Memory,
@@ -47,8 +47,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 LOSS_WINDOW_S = 3600.0
 """Losses this far back count towards a pool's observed preemption rate."""
-Stream = Callable[[], Iterable[tuple[str, Json]]]
-"""A blocking watch: (event type, object) pairs until it times out or fails."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +76,16 @@ class Controller:
         *,
         namespace: str | None = None,
         signal_timeout_s: float = 10.0,
+        pods: PodApi | None = None,
     ) -> None:
+        """``pods``: where to mark the pods that should go on scale-down (None: the
+        ReplicaSet picks alone). Marking needs the pods, so the pod watch too."""
         self._api = api
         self._signals = signals
         self._clock = clock
         self._namespace = namespace
         self._signal_timeout_s = signal_timeout_s
+        self._pods = pods
         self._memory: dict[str, Memory] = {}
         self._disruptions = Disruptions()
 
@@ -190,6 +192,9 @@ class Controller:
                     PoolAction(pool.name, "paused", f"paused: left at {target.spec_replicas}")
                 )
                 continue
+            if self._pods is not None:
+                remove = target.spec_replicas - reconciled.desired[pool.name]
+                await self._mark_leaving(scaler.namespace, pool.scale_target_ref.name, remove)
             actions.append(
                 await _io(
                     apply_replicas,
@@ -205,6 +210,17 @@ class Controller:
         await self._write_status(scaler.namespace, scaler.name, status)
         log.info(reconciled.log_line(scaler))
         return PassResult(scaler.key, reconciled, tuple(actions))
+
+    async def _mark_leaving(self, namespace: str, workload: str, remove: int) -> None:
+        """Lowest deletion costs on the pods that should go (marks cleared when none
+        should), before /scale is lowered; a failure leaves the choice to the ReplicaSet."""
+        assert self._pods is not None
+        pods = self._disruptions.pods_of(namespace, workload)
+        for name, cost in deletion_costs(pods, remove).items():
+            try:
+                await _io(self._pods.annotate_pod, namespace, name, {DELETION_COST: cost})
+            except KubeError as exc:
+                log.warning("%s/%s: marking pod %s failed: %s", namespace, workload, name, exc)
 
     async def _write_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         try:
@@ -256,41 +272,6 @@ async def _pause(interval_s: float, stop: asyncio.Event, wake: asyncio.Event | N
     for task in pending:
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
-
-
-async def watch_disruptions(
-    streams: Mapping[Literal["pod", "node"], Stream],
-    controller: Controller,
-    wake: asyncio.Event,
-    stop: asyncio.Event,
-    retry_s: float = 5.0,
-) -> None:
-    """Feed pod and node watch events to the controller; wake the loop on a loss.
-
-    Each blocking watch runs in a daemon thread (a watch may block for minutes; shutdown
-    must not wait for it) and hands events to the event loop, which folds them in."""
-    loop = asyncio.get_running_loop()
-
-    def deliver(kind: Literal["pod", "node"], event: str, obj: Json) -> None:
-        if controller.observe(kind, event, obj):
-            wake.set()
-
-    def pump(kind: Literal["pod", "node"], stream: Stream) -> None:
-        while not stop.is_set():
-            try:
-                for event, obj in stream():
-                    loop.call_soon_threadsafe(deliver, kind, event, obj)
-            except RuntimeError:  # the event loop closed: shutting down
-                return
-            except Exception as exc:  # a watch that failed is started again
-                log.warning("watching %ss failed: %r; again in %gs", kind, exc, retry_s)
-                time.sleep(retry_s)
-
-    for kind, stream in streams.items():
-        threading.Thread(
-            target=pump, args=(kind, stream), name=f"watch-{kind}", daemon=True
-        ).start()
-    await stop.wait()
 
 
 async def elect(elector: LeaderElector, retry_period_s: float, stop: asyncio.Event) -> None:

@@ -87,6 +87,9 @@ class DisruptionSettings(_Section):
     )
     watch_nodes: bool = Field(True, description="termination notices on nodes")
     watch_timeout_s: int = Field(300, ge=10, description="a watch is restarted this often")
+    mark_leaving: bool = Field(
+        True, description="on scale-down, mark the pods to go with the lowest deletion cost"
+    )
 
 
 class HealthSettings(_Section):

@@ -27,9 +27,10 @@ from autoscaler.controller.disruption import (
     pod_facts,
     workload_of,
 )
-from autoscaler.controller.loop import Controller, run, watch_disruptions
+from autoscaler.controller.loop import Controller, run
 from autoscaler.controller.reconcile import ScalerObject, TargetState, reconcile
 from autoscaler.controller.spec import parse_spec
+from autoscaler.controller.watch import watch_disruptions
 from autoscaler.policy.pipeline import Observation
 from tests.controller.support import (
     T0,
