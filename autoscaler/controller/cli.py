@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from autoscaler.controller.api import KubeError
+from autoscaler.controller.api import KubeError, LeaseApi
 from autoscaler.controller.settings import ControllerSettings, SettingsError, load_settings
 from autoscaler.signals.source import SignalSource
 
@@ -112,7 +112,7 @@ class Health:
 
 
 async def serve(settings: ControllerSettings, once: bool = False) -> int:
-    from autoscaler.controller.kube import KubeLeases, KubeScalers, KubeWatch, close, connect
+    from autoscaler.controller.kube import KubeScalers, KubeWatch, close, connect
     from autoscaler.controller.leader import LeaderElector
     from autoscaler.controller.loop import Controller, elect, run
     from autoscaler.controller.watch import Stream, watch_disruptions
@@ -150,7 +150,7 @@ async def serve(settings: ControllerSettings, once: bool = False) -> int:
         tasks = []
         if le.enabled:
             elector = LeaderElector(
-                KubeLeases(client, settings.lease_namespace),
+                lease_api(client, settings),
                 le.lease_name,
                 le.identity,
                 time.time,
@@ -185,6 +185,15 @@ async def serve(settings: ControllerSettings, once: bool = False) -> int:
     finally:
         await signals.close()
         close(client)
+
+
+def lease_api(client: Any, settings: ControllerSettings) -> LeaseApi:
+    """The Lease adapter at the configured group/version/resource."""
+    from autoscaler.controller.kube import KubeLeases
+    from scheduler.discovery.kube import ApiResource
+
+    r = settings.leader_election.lease_resource
+    return KubeLeases(client, settings.lease_namespace, ApiResource(r.group, r.version, r.resource))
 
 
 async def _health_server(settings: ControllerSettings, health: Health) -> web.AppRunner | None:

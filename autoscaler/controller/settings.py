@@ -61,8 +61,18 @@ def _identity() -> str:
     return os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
 
 
+class LeaseResource(_Section):
+    """Where the Lease lives: coordination.k8s.io/v1 leases in a cluster; a stand-in CRD
+    with the same fields where that API is not served (the tests' API server)."""
+
+    group: str = Field("coordination.k8s.io", pattern=r"^[a-z0-9.-]+$")
+    version: str = Field("v1", pattern=r"^v[0-9]+((alpha|beta)[0-9]+)?$")
+    resource: str = Field("leases", pattern=r"^[a-z0-9-]+$")
+
+
 class LeaderElectionSettings(_Section):
     enabled: bool = True
+    lease_resource: LeaseResource = LeaseResource()
     lease_name: str = Field("tidegate-autoscaler", min_length=1)
     namespace: str | None = Field(None, description="the Lease's namespace (default: namespace)")
     identity: str = Field(default_factory=_identity, min_length=1)

@@ -427,3 +427,52 @@ def test_a_stale_lease_write_loses_the_race(api: Any, ns: str) -> None:
     assert [x.try_acquire_or_renew(), y.try_acquire_or_renew()] == [True, False]
     final = leases.get_lease("race")
     assert final is not None and final["spec"]["holderIdentity"] == "x"
+
+
+class WriteBetween(KubeLeases):
+    """Runs ``between`` after the next read, before the reader's write lands."""
+
+    between: Any = None
+
+    def get_lease(self, name: str) -> dict[str, Any] | None:
+        lease = super().get_lease(name)
+        hook, self.between = self.between, None
+        if hook is not None:
+            hook()
+        return lease
+
+
+def test_electors_built_from_settings_share_the_configured_lease(
+    api: Any, ns: str, kube_apiserver: Path
+) -> None:
+    """The Lease's group/version/resource comes from the settings; here the stand-in."""
+    settings = cli.load_settings(
+        None,
+        {
+            "namespace": ns,
+            "signals": {"scrape": {"gateways": ["http://127.0.0.1:9"]}},
+            "leader_election": {"lease_resource": {"group": LEASES.group}},
+        },
+    )
+    assert settings.leader_election.lease_resource.version == "v1"
+    assert cli.load_settings(
+        None, {"namespace": ns, "signals": {"scrape": {"gateways": ["http://x"]}}}
+    ).leader_election.lease_resource.group == ("coordination.k8s.io")  # the in-cluster default
+    clock = FakeClock()
+    leases = cli.lease_api(api, settings)
+    racing = WriteBetween(api, ns, resource=LEASES)
+    a = LeaderElector(racing, "from-settings", "a", clock)
+    b = LeaderElector(leases, "from-settings", "b", clock)
+    assert [a.try_acquire_or_renew(), b.try_acquire_or_renew()] == [True, False]
+    for _ in range(3):  # a renews every 5 s: b never takes over
+        clock.advance(5)
+        assert [a.try_acquire_or_renew(), b.try_acquire_or_renew()] == [True, False]
+    # a stalls for 16 s; as it finally reads to renew, b (whose wait ran out) takes over
+    # before a's write lands: a's write carries a stale resourceVersion and loses (409).
+    clock.advance(16)
+    racing.between = lambda: b.try_acquire_or_renew()
+    assert a.try_acquire_or_renew() is False and a.is_leader() is False
+    assert b.is_leader() is True
+    lease = leases.get_lease("from-settings")
+    assert lease is not None and lease["apiVersion"] == f"{LEASES.group}/v1"
+    assert lease["spec"]["holderIdentity"] == "b" and lease["spec"]["leaseTransitions"] == 1
