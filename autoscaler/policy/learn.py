@@ -106,11 +106,7 @@ def learn(
         return replace(estimate, why="signals stale or missing: nothing learned")
     if obs.ready_replicas <= 0:
         return replace(estimate, why="no ready replica: nothing learned")
-    ratios = [
-        observed / target
-        for observed, target in ((obs.ttft_p95_s, slo.ttft_p95_s), (obs.itl_p95_s, slo.itl_p95_s))
-        if observed is not None and target > 0
-    ]
+    ratios = _slo_ratios(obs, slo)
     if not ratios:
         return replace(estimate, why="no latency signal: nothing learned")
     per_replica = obs.arrival_rps / obs.ready_replicas
@@ -143,6 +139,19 @@ def learn(
     return CapacityEstimate(
         bounded, estimate.prior_rps, estimate.samples + 1, obs.at, f"{bound} -> {bounded:.2f}"
     )
+
+
+def _slo_ratios(obs: Observation, slo: Slo) -> list[float]:
+    """How far the interval is from its SLO, 1 at the limit: misses against the error
+    budget where both are known (what the objective is about), else the p95s against
+    their targets."""
+    if obs.miss_share is not None and slo.objective is not None and slo.objective < 1:
+        return [obs.miss_share / (1 - slo.objective)]
+    return [
+        observed / target
+        for observed, target in ((obs.ttft_p95_s, slo.ttft_p95_s), (obs.itl_p95_s, slo.itl_p95_s))
+        if observed is not None and target > 0
+    ]
 
 
 def _bounded(rps: float, prior: float, band: float) -> float:

@@ -26,12 +26,17 @@ class Observation:
     queued: float | None = None
     """Requests waiting: held by gateways plus vLLM's waiting queues."""
     fresh: bool = True
+    miss_share: float | None = None
+    """Share of recent requests that missed the TTFT or the ITL target."""
 
 
 @dataclass(frozen=True, slots=True)
 class Slo:
     ttft_p95_s: float
     itl_p95_s: float
+    objective: float | None = None
+    """Share of requests that must meet both targets (say 0.99). Where an observation has
+    a miss share, capacity learning judges the SLO by it rather than by the p95s."""
 
 
 @dataclass(frozen=True, slots=True)

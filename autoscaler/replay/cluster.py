@@ -83,6 +83,10 @@ class PoolStatus:
     pending_since: float | None
     leaving: int
     """Draining or noticed."""
+    preempted_at: tuple[float, ...] = ()
+    """When each of this pool's replicas got its preemption notice (last hour): what the
+    controller's disruption watch reports. The noticed replicas are already replaced (a
+    ReplicaSet replaces a pod evicted at the notice) and not counted as ready."""
 
 
 class ClusterModel:
@@ -95,6 +99,7 @@ class ClusterModel:
         self.departed: list[Replica] = []
         self.actions = {p.name: 0 for p in pools}
         self.preemptions = 0
+        self._notices: dict[str, list[float]] = {p.name: [] for p in pools}
         self.mass_preemptions = 0
         self._rng = {p.name: random.Random(f"cluster:{seed}:{p.name}") for p in pools}
         self._count = {p.name: 0 for p in pools}
@@ -169,6 +174,7 @@ class ClusterModel:
                     pending=len(waiting),
                     pending_since=min((r.asked_at for r in waiting), default=None),
                     leaving=sum(r.phase in (Phase.DRAINING, Phase.NOTICED) for r in replicas),
+                    preempted_at=tuple(t for t in self._notices[name] if now - t <= 3600.0),
                 )
             )
         return tuple(out)
@@ -250,6 +256,7 @@ class ClusterModel:
     def _notice(self, replica: Replica, at: float) -> list[ClusterEvent]:
         replica.phase = Phase.NOTICED
         self.preemptions += 1
+        self._notices[replica.pool].append(at)
         self._timer(at + self.specs[replica.pool].notice_s, "gone", replica.id)
         event = ClusterEvent(at, "notice", replica.id, replica.pool)
         return [event, *self._reconcile(replica.pool, at)]

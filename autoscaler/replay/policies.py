@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from autoscaler.policy.capacity import PoolState, SpotSettings, plan_capacity
+from autoscaler.policy.learn import CapacityEstimate, LearnSettings, learned_capacity
 from autoscaler.policy.pipeline import Behavior, Decision, History, Observation, Slo, decide
 from autoscaler.replay.cluster import PoolStatus
 from autoscaler.replay.signals import Signals
@@ -73,8 +74,17 @@ class TidegatePolicy:
     spot and on-demand pools."""
 
     capacity_rps: float
+    """The prior; the policy learns the real capacity per replica from what it observes."""
     slo: Slo
-    behavior: Behavior = field(default_factory=Behavior)
+    behavior: Behavior = field(default_factory=lambda: Behavior(scale_up_window_s=120.0))
+    """Scale up on the lowest recommendation of two minutes: a one-interval spike in a
+    60 s arrival rate would otherwise buy a replica for six minutes of provisioning plus
+    the scale-down window (replayed, learning off: 11% dearer at the same attainment)."""
+    learning: LearnSettings = field(default_factory=lambda: LearnSettings(probe_step=0.0))
+    """No probing up: the replay's signals carry the miss share, so an interval within the
+    error budget above the estimate is evidence enough, and probes compounded faster than
+    the six-minute provisioning lag let breaches correct them (docs/replay.md)."""
+    capacity: CapacityEstimate | None = None
     spot: SpotSettings = field(default_factory=lambda: SpotSettings(fallback_after_s=300.0))
     interval_s: float = 15.0
     name: str = "tidegate"
@@ -94,8 +104,19 @@ class TidegatePolicy:
             ttft_p95_s=s.ttft_p95_s,
             itl_p95_s=s.itl_p95_s,
             queued=s.queued,
+            miss_share=s.miss_share,
         )
-        self.last = decide(obs, self.slo, self.capacity_rps, self.behavior, self._history)
+        self.capacity = learned_capacity(
+            self.capacity, self.capacity_rps, obs, self.slo, self.learning
+        )
+        self.last = decide(
+            obs,
+            self.slo,
+            self.capacity.rps,
+            self.behavior,
+            self._history,
+            capacity_source=self.capacity.describe(),
+        )
         self._history = self._history.record(self.last, view.at)
         states = [_state(p) for p in view.pools]
         return plan_capacity(self.last.replicas, states, self.spot, view.at).replicas
@@ -111,4 +132,5 @@ def _state(pool: PoolStatus) -> PoolState:
         desired=pool.desired,
         ready=pool.ready,
         pending_since=pool.pending_since,
+        preemptions=pool.preempted_at,
     )

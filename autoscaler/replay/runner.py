@@ -61,6 +61,9 @@ class ReplaySettings(BaseModel):
     profile: str = "llama3-8b-h100"
     ttft_slo_s: float = Field(default=1.0, gt=0)
     itl_slo_s: float = Field(default=0.05, gt=0)
+    slo_objective: float = Field(
+        default=0.99, gt=0, lt=1, description="share of requests within both targets"
+    )
     capacity_rps: float | None = Field(default=None, gt=0)
     concurrency: float | None = Field(default=None, gt=0)
     spot_fallback_after_s: float = Field(
@@ -72,7 +75,9 @@ class ReplaySettings(BaseModel):
 
     @property
     def slo(self) -> Slo:
-        return Slo(ttft_p95_s=self.ttft_slo_s, itl_p95_s=self.itl_slo_s)
+        return Slo(
+            ttft_p95_s=self.ttft_slo_s, itl_p95_s=self.itl_slo_s, objective=self.slo_objective
+        )
 
     @property
     def scale(self) -> float:
@@ -141,7 +146,8 @@ def build_policy(
     if name == "skyserve":
         spot_pool = next((p.name for p in pools if p.capacity_type == "spot"), None)
         return SkyServePolicy(spot_pool, single, cap.rps, max_replicas=ceiling)
-    spot = SpotSettings(fallback_after_s=settings.spot_fallback_after_s)
+    # No fixed spot over-provision: the planner adds what the observed preemption rate asks.
+    spot = SpotSettings(fallback_after_s=settings.spot_fallback_after_s, over_provision=0.0)
     return TidegatePolicy(cap.rps, settings.slo, spot=spot)
 
 
@@ -170,6 +176,7 @@ def replay_policy(
         horizon_s=workload.horizon_s,
         signal_window_s=settings.signal_window_s,
         sample_s=settings.sample_s,
+        slo_targets=(settings.ttft_slo_s, settings.itl_slo_s),
     )
     return summarize(
         name,

@@ -28,6 +28,9 @@ class Signals:
     """Waiting plus requests the gateway holds for want of a worker."""
     in_flight: float
     """Running, waiting and held: the concurrency."""
+    miss_share: float | None = None
+    """Share of the window's requests over the TTFT or the ITL target (their sum: a
+    request missing both counts twice, so this errs high), when targets are known."""
 
 
 class SortedWindow:
@@ -51,6 +54,12 @@ class SortedWindow:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def share_above(self, limit: float) -> float | None:
+        values = self._sorted
+        if not values:
+            return None
+        return (len(values) - bisect.bisect_right(values, limit)) / len(values)
+
     def quantile(self, q: float) -> float | None:
         """Nearest-rank quantile of the values in the window."""
         values = self._sorted
@@ -62,8 +71,10 @@ class SortedWindow:
 class SignalWindow:
     """Arrivals, TTFTs and ITLs over the last ``window_s`` seconds of the engines' clock."""
 
-    def __init__(self, window_s: float) -> None:
+    def __init__(self, window_s: float, targets: tuple[float, float] | None = None) -> None:
+        """``targets``: (TTFT, ITL) limits in seconds, for the miss share."""
         self.window_s = window_s
+        self.targets = targets
         self._arrivals: deque[float] = deque()
         self.ttft = SortedWindow(window_s)
         self.itl = SortedWindow(window_s)
@@ -82,6 +93,12 @@ class SignalWindow:
         self.itl.expire(now)
         span = self.window_s if self._started is None else min(self.window_s, now - self._started)
         rate = len(self._arrivals) / span if span > 0 else None
+        miss: float | None = None
+        if self.targets is not None:
+            ttft_limit, itl_limit = self.targets
+            ttft, itl = self.ttft.share_above(ttft_limit), self.itl.share_above(itl_limit)
+            if ttft is not None or itl is not None:
+                miss = min(1.0, (ttft or 0.0) + (itl or 0.0))
         return Signals(
             arrival_rps=rate,
             ttft_p95_s=self.ttft.quantile(0.95),
@@ -89,4 +106,5 @@ class SignalWindow:
             waiting=waiting,
             queued=waiting + held,
             in_flight=in_flight + held,
+            miss_share=miss,
         )

@@ -77,11 +77,13 @@ def run_whatif(
     signal_window_s: float = 60.0,
     sample_s: float = 300.0,
     abandon_after_s: float = 60.0,
+    slo_targets: tuple[float, float] | None = None,
 ) -> WhatIfRun:
-    """Replay ``requests`` (virtual seconds, sorted) for ``horizon_s`` scenario seconds."""
+    """Replay ``requests`` (virtual seconds, sorted) for ``horizon_s`` scenario seconds.
+    ``slo_targets`` (TTFT, ITL) lets the signals report the share of requests missing them."""
     k = time_scale
     run = WhatIfRun()
-    signals = SignalWindow(signal_window_s / k)
+    signals = SignalWindow(signal_window_s / k, slo_targets)
     engines: dict[str, VirtualEngine] = {}
     in_flight: dict[str, dict[str, ReplayRequest]] = {}
     where: dict[str, str | None] = {}  # request -> its replica, None while held

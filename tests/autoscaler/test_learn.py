@@ -117,3 +117,42 @@ def test_settings_that_cannot_work_are_refused(bad: dict[str, float]) -> None:
         LearnSettings(**bad)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         CapacityEstimate.seeded(0.0)
+
+
+BUDGETED = Slo(ttft_p95_s=1.0, itl_p95_s=0.05, objective=0.99)
+
+
+@pytest.mark.parametrize(
+    ("name", "obs", "slo", "rps", "why"),
+    [
+        # With an objective and a miss share, the share against the 1% budget decides.
+        (
+            "half the budget, p95 over: up",
+            seen(12.0, ttft=5.0, miss_share=0.005),
+            BUDGETED,
+            2.2,
+            "within the SLO",
+        ),
+        (
+            "twice the budget, p95 fine: down",
+            seen(6.0, ttft=0.1, miss_share=0.02),
+            BUDGETED,
+            1.675,
+            "over the SLO",
+        ),
+        (
+            "no objective: the p95s decide",
+            seen(6.0, ttft=0.1, miss_share=0.02),
+            SLO,
+            2.0,
+            "consistent",
+        ),
+        ("no miss share: the p95s decide", seen(6.0, ttft=1.5), BUDGETED, 1.675, "over the SLO"),
+    ],
+)
+def test_the_error_budget_decides_where_it_is_known(
+    name: str, obs: Observation, slo: Slo, rps: float, why: str
+) -> None:
+    after = learn(PRIOR, obs, slo, ON)
+    assert after.rps == pytest.approx(rps), name
+    assert why in after.why, name

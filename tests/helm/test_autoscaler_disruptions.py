@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
-
 from tests.helm.chart import of_kind, one, render
 
 ON = ["autoscaler.enabled=true", "autoscaler.prometheusUrl=http://prometheus.monitoring:9090"]
 NAME = "rel-tidegate-autoscaler"
-# values.schema.json (not this change's file) does not list autoscaler.config.disruptions
-# yet: it needs `"disruptions": {"type": "object"}` next to `leader_election`.
-NEEDS_SCHEMA = pytest.mark.xfail(
-    strict=True, reason="values.schema.json does not allow autoscaler.config.disruptions yet"
-)
 PODS = {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "patch"]}
 
 
@@ -22,7 +15,6 @@ def test_off_by_default() -> None:
     assert not of_kind(docs, "ClusterRole")
 
 
-@NEEDS_SCHEMA
 def test_watching_disruptions_adds_pods_and_nodes_and_nothing_else() -> None:
     docs = render(sets=[*ON, "autoscaler.config.disruptions.enabled=true"])
     assert one(docs, "Role", NAME)["rules"][-1] == PODS
@@ -41,7 +33,6 @@ def test_watching_disruptions_adds_pods_and_nodes_and_nothing_else() -> None:
     assert "disruptions" in config
 
 
-@NEEDS_SCHEMA
 def test_without_node_watching_no_cluster_role() -> None:
     sets = [
         *ON,

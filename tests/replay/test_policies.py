@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from autoscaler.policy.pipeline import Slo
+from autoscaler.policy.learn import LearnSettings
+from autoscaler.policy.pipeline import Behavior, Slo
 from autoscaler.replay.cluster import PoolStatus
 from autoscaler.replay.peer_policies import KpaPolicy, QueueDepthPolicy, SkyServePolicy
 from autoscaler.replay.policies import ClusterView, StaticPolicy, TidegatePolicy, single_pool
@@ -180,7 +181,8 @@ def test_tidegate_starts_on_the_on_demand_floor_plus_spot_with_over_provisioning
 
 
 def test_tidegate_follows_demand_and_latency():
-    policy = TidegatePolicy(capacity_rps=10.0, slo=SLO)
+    fixed = LearnSettings(enabled=False)
+    policy = TidegatePolicy(capacity_rps=10.0, slo=SLO, behavior=Behavior(), learning=fixed)
     policy.initial(tidegate_pools(), 4)
     fleet = tidegate_pools(spot_desired=4, spot_ready=4, od_desired=1, od_ready=1)
     assert policy.decide(view(15.0, *fleet, rps=80.0)) == {"spot": 8, "od": 1}
@@ -189,6 +191,17 @@ def test_tidegate_follows_demand_and_latency():
     out = policy.decide(view(90.0, *fleet, rps=80.0, ttft=1.5))  # 9 ready x 1.5 = 14
     assert policy.last is not None and policy.last.decided_by.name == "latency"
     assert out == {"spot": 13 + 2, "od": 1}
+
+
+def test_tidegate_waits_out_a_one_interval_spike_and_learns_capacity():
+    policy = TidegatePolicy(capacity_rps=10.0, slo=SLO)  # the replay's defaults
+    policy.initial(tidegate_pools(), 4)
+    fleet = tidegate_pools(spot_desired=4, spot_ready=4, od_desired=1, od_ready=1)
+    assert policy.decide(view(15.0, *fleet, rps=80.0, ttft=0.5)) == {"spot": 4, "od": 1}
+    assert policy.last is not None and policy.last.decided_by.name == "stabilize"
+    assert policy.capacity is not None and policy.capacity.rps > 10.0  # 16/replica within SLO
+    out = policy.decide(view(150.0, *fleet, rps=80.0, ttft=1.5))  # still wanted 2 min on
+    assert sum(out.values()) > 5
 
 
 def test_tidegate_falls_back_to_on_demand_when_spot_stays_pending():

@@ -106,6 +106,8 @@ def preempted_run(notice_s: float, *, at: float = 10.0, time_scale: float = 1.0)
 def test_preemption_retries_unstarted_requests_and_loses_what_outlives_the_notice():
     run, cluster = preempted_run(notice_s=0.5)
     assert cluster.preemptions == 2 and cluster.mass_preemptions == 1
+    assert cluster.status(60.0)[0].preempted_at == (10.0, 10.0)  # what the planner sees
+    assert cluster.status(10.0 + 3601.0)[0].preempted_at == ()  # an hour on: forgotten
     assert run.retried > 0  # queued on the noticed replicas: sent elsewhere (held, then served)
     lost = [o for o in run.outcomes if o.fate == "lost"]
     assert lost and all(o.arrival_s < 10.0 for o in lost)  # running at the notice, cut at 10.5
@@ -156,4 +158,16 @@ def test_sliding_quantiles_and_rates():
         signals.arrival(t * 0.5)
     reading = signals.read(49.5, waiting=3, held=2, in_flight=10)
     assert reading.arrival_rps == pytest.approx(2.0, rel=0.06)
+    assert reading.miss_share is None  # no targets given
     assert (reading.queued, reading.in_flight, reading.ttft_p95_s) == (5, 12, None)
+
+
+def test_the_miss_share_counts_requests_over_either_target():
+    signals = SignalWindow(10.0, targets=(1.0, 0.05))
+    for t, ttft in enumerate([0.2, 0.5, 1.5, 0.9]):
+        signals.ttft.add(float(t), ttft)
+    for t, itl in enumerate([0.01, 0.06, 0.02, 0.03, 0.04]):
+        signals.itl.add(float(t), itl)
+    reading = signals.read(5.0, waiting=0, held=0, in_flight=0)
+    assert reading.miss_share == pytest.approx(1 / 4 + 1 / 5)
+    assert SignalWindow(10.0, targets=(1.0, 0.05)).read(0.0, 0, 0, 0).miss_share is None
