@@ -1,10 +1,14 @@
 """The gateway side of admission: holds requests while the pool is saturated or asleep.
 
 Decisions (saturation, ordering, shedding) are pure and live in
-:mod:`scheduler.admission`; this adapter owns the waiting. A request enters at once while
-its model's pool has room and nobody is queued ahead; otherwise it takes a ticket and waits
-to be released, one request per completion and, after each probe round, one per worker with
-room. A client that leaves while queued gives up its place.
+:mod:`scheduler.admission`; this adapter owns the waiting. Room is counted per priority
+class: a class may run ``priority_headroom`` more requests per worker than
+``max_running_per_worker``, so urgent requests find free engine slots that the others are
+held out of. A request enters at once while its class has room in the model's pool and
+nobody of its priority or above is held; otherwise it takes a ticket and waits to be
+released, one request per completion and, after each probe round, one per worker with room.
+The head of the queue is released only while its own class has room. A client that leaves
+while queued gives up its place.
 
 With no healthy worker for the model at all, a model scaled to zero
 (``admission.scale_to_zero``) holds the request until a probe finds a worker healthy or its
@@ -57,7 +61,12 @@ class AdmissionGate:
             queue_threshold=self._settings.queue_threshold,
             kv_threshold=self._settings.kv_threshold,
             max_running=self._settings.max_running_per_worker,
+            priority_headroom=tuple(sorted(self._settings.priority_headroom.items())),
         )
+        self._policies = {
+            p: self._policy.for_priority(p) for p in self._settings.priorities.values()
+        }
+        """The policy each priority class is admitted under, built once."""
         # What fills a worker by the policy: the most held requests one new replica takes.
         self._fill_per_worker = self._settings.max_running_per_worker or math.ceil(
             self._settings.queue_threshold
@@ -67,14 +76,16 @@ class AdmissionGate:
         """Per model scaled to zero: requests held for its first replica, released first."""
         self._waiters: dict[Ticket, asyncio.Future[None]] = {}
 
-    def saturation(self, model: str) -> float:
+    def saturation(self, model: str, priority: int) -> float:
+        """How full ``model``'s pool is for a request of ``priority`` (>= 1: no room)."""
+        policy = self._policies.get(priority) or self._policy.for_priority(priority)
         return pool_saturation(
             self._pool.snapshot,
             self._pool.in_flight,
             model,
             self._clock(),
             self._max_age_s,
-            self._policy,
+            policy,
         )
 
     def queued(self) -> dict[str, int]:
@@ -94,7 +105,11 @@ class AdmissionGate:
         if not self._settings.enabled:
             return
         queue = self._queue(model)
-        if not queue and not self._asleep.get(model) and self.saturation(model) < 1.0:
+        if (
+            not queue.waiting_at_or_above(priority)
+            and not self._asleep.get(model)
+            and self.saturation(model, priority) < 1.0
+        ):
             return
         if not self.has_healthy_worker(model):
             hold_s = self._zero.hold_timeout(model)
@@ -176,22 +191,27 @@ class AdmissionGate:
             self.wake(model, limit=limit)
 
     def wake(self, model: str, *, limit: int) -> None:
+        """Release up to ``limit`` held requests, in queue order, while the head's own class
+        has room. Headroom grows with priority, so when the head has none, nobody behind it
+        (of its priority or lower) has any either."""
         released = 0
-        while released < limit and self.saturation(model) < 1.0:
-            ticket = self._next(model)
-            if ticket is None:
+        while released < limit:
+            queue = self._next_queue(model)
+            head = queue.peek() if queue is not None else None
+            if queue is None or head is None or self.saturation(model, head.priority) >= 1.0:
                 break
-            waiter = self._waiters.get(ticket)
+            ticket = queue.pop()
+            waiter = self._waiters.get(ticket) if ticket is not None else None
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
                 released += 1
 
-    def _next(self, model: str) -> Ticket | None:
-        """The next ticket to release: those held for a first replica came first."""
+    def _next_queue(self, model: str) -> AdmissionQueue | None:
+        """The queue to release from: requests held for a first replica go first."""
         for queues in (self._asleep, self._queues):
             queue = queues.get(model)
             if queue:
-                return queue.pop()
+                return queue
         return None
 
     def _queue(self, model: str) -> AdmissionQueue:

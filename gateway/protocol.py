@@ -1,7 +1,9 @@
 """The little of the OpenAI protocol the proxy path must understand.
 
 The gateway forwards the client's bytes; it reads only the model, the stream flag and the
-stream options from a request, and only the usage from a response.
+stream options from a request, and only the usage from a response. It re-serialises a body
+only to ask a stream for its usage, or to set the engine priority when that is enabled
+(``upstream.engine_priority``).
 """
 
 from __future__ import annotations
@@ -26,16 +28,25 @@ class ProxyRequest:
     model: str
     stream: bool
     body: bytes
-    """What to send upstream: the client's bytes, unless usage had to be asked for."""
+    """What to send upstream: the client's bytes, unless usage had to be asked for or an
+    engine priority set."""
     usage_injected: bool
     """The gateway asked the worker for stream usage the client did not want to see."""
     routing: RoutingRequest
 
 
 def inspect_request(
-    raw: bytes, *, block_chars: int = 256, session: str | None = None
+    raw: bytes,
+    *,
+    block_chars: int = 256,
+    session: str | None = None,
+    engine_priority: int | None = None,
 ) -> ProxyRequest:
-    """Parse the body once; ``session`` is the session header, if the client sent one."""
+    """Parse the body once; ``session`` is the session header, if the client sent one.
+
+    With ``engine_priority``, the forwarded body's ``priority`` is set to it, replacing any
+    the client sent: the request's class is the gateway's to decide (its header), and the
+    engine's order must agree with the gate's."""
     payload = _parse(raw)
     model = payload.get("model")
     if not isinstance(model, str) or not model:
@@ -51,15 +62,19 @@ def inspect_request(
         session=session or (user if isinstance(user, str) and user else None),
         prompt_tokens=len(text) // CHARS_PER_TOKEN,
     )
-    if not stream:
-        return ProxyRequest(model, False, raw, False, routing)
-    options = payload.get("stream_options")
-    if options is not None and not isinstance(options, dict):
-        raise InvalidRequest("'stream_options' must be an object.", param="stream_options")
-    if options and options.get("include_usage") is True:
-        return ProxyRequest(model, True, raw, False, routing)
-    payload["stream_options"] = {**(options or {}), "include_usage": True}
-    return ProxyRequest(model, True, orjson.dumps(payload), True, routing)
+    inject_usage = False
+    if stream:
+        options = payload.get("stream_options")
+        if options is not None and not isinstance(options, dict):
+            raise InvalidRequest("'stream_options' must be an object.", param="stream_options")
+        if not (options and options.get("include_usage") is True):
+            payload["stream_options"] = {**(options or {}), "include_usage": True}
+            inject_usage = True
+    if engine_priority is not None:
+        payload["priority"] = engine_priority
+    elif not inject_usage:
+        return ProxyRequest(model, bool(stream), raw, False, routing)
+    return ProxyRequest(model, bool(stream), orjson.dumps(payload), inject_usage, routing)
 
 
 def prompt_text(payload: dict[str, Any]) -> str:

@@ -2,7 +2,8 @@
 
 Kept off FastAPI's router and validation on purpose (see docs/performance.md): it reads
 the body, inspects the few fields it needs, asks the router for a worker, forwards the
-client's bytes and streams the worker's bytes back. Failures before the first byte reaches
+client's bytes (with the engine priority set, when ``upstream.engine_priority`` is on) and
+streams the worker's bytes back. Failures before the first byte reaches
 the client are retried on the next-best worker; a client that leaves cancels the upstream
 request at once by closing its connection, which makes vLLM abort it and free its KV blocks.
 """
@@ -30,6 +31,7 @@ from gateway.exchange import Answer, ClientSide, forwarded_headers, header, stre
 from gateway.metrics import GatewayMetrics
 from gateway.protocol import ROUTES, ProxyRequest, SseTap, Usage, inspect_request, usage_of_body
 from gateway.settings import GatewaySettings
+from scheduler.admission import engine_priority
 from scheduler.framework import NoEndpointAvailable, Router, RoutingContext
 from scheduler.pool import EndpointPool
 
@@ -82,6 +84,7 @@ class Proxy:
         admission = settings.admission
         self._priority_header = admission.priority_header.lower().encode()
         self._tenant_header = admission.tenant_header.lower().encode()
+        self._engine_priority = settings.upstream.engine_priority
         self._session = session
         self._metrics = metrics
         self._clock = clock
@@ -97,14 +100,16 @@ class Proxy:
         client = ClientSide(send)
         model, status = "", 500
         try:
+            body = await self._read_body(scope, receive)
+            ticket = self._admission_ticket(scope)
             request = inspect_request(
-                await self._read_body(scope, receive),
+                body,
                 block_chars=self._settings.scheduler.block_chars,
                 session=header(scope, SESSION_HEADER),
+                engine_priority=engine_priority(ticket[0]) if self._engine_priority else None,
             )
             self._check_model(request.model)
             model = request.model
-            ticket = self._admission_ticket(scope)
             status = await self._serve_watching_disconnect(
                 scope, receive, client, request, ticket, started
             )

@@ -139,11 +139,21 @@ class ScaleToZeroSettings(_Section):
 
 
 class AdmissionSettings(_Section):
+    """When requests are held, shed or let through (docs/routing.md, Admission)."""
+
     enabled: bool = True
     queue_threshold: float = Field(8.0, gt=0, description="waiting requests that fill a worker")
     kv_threshold: float = Field(0.95, gt=0, le=1, description="KV-cache use that fills a worker")
     max_running_per_worker: int | None = Field(
-        None, ge=1, description="a worker's max_num_seqs, if known (counts our unseen queueing)"
+        None,
+        ge=1,
+        description="requests a worker may run before the gate holds the rest; set it a "
+        "little below the engines' max_num_seqs (counts our queueing the probes have not seen)",
+    )
+    priority_headroom: dict[int, int] = Field(
+        default_factory=lambda: {2: 32},
+        description="priority value -> requests per worker a request of at least that "
+        "priority may run beyond max_running_per_worker (no effect while that is unset)",
     )
     max_queue: int = Field(1000, ge=1, description="requests held per model, at most")
     max_wait_s: float = Field(30.0, gt=0, description="longest a request is held")
@@ -165,6 +175,22 @@ class AdmissionSettings(_Section):
         return self
 
     @model_validator(mode="after")
+    def _headroom_for_known_priorities(self) -> AdmissionSettings:
+        values = set(self.priorities.values())
+        for priority, extra in self.priority_headroom.items():
+            if priority not in values:
+                known = ", ".join(f"{n}={v}" for n, v in sorted(self.priorities.items()))
+                raise ValueError(
+                    f"priority_headroom names priority {priority}, which is not a value of "
+                    f"admission.priorities ({known}); key it by one of those values"
+                )
+            if extra < 0:
+                raise ValueError(
+                    f"priority_headroom for priority {priority} is {extra}; it must be >= 0"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _holding_needs_admission(self) -> AdmissionSettings:
         if self.scale_to_zero.models and not self.enabled:
             raise ValueError(
@@ -172,6 +198,17 @@ class AdmissionSettings(_Section):
                 "set admission.enabled to true or list no scale_to_zero models"
             )
         return self
+
+
+class UpstreamSettings(_Section):
+    """How a request is forwarded to its worker."""
+
+    engine_priority: bool = Field(
+        False,
+        description="set the request body's `priority` to the engine priority of the "
+        "request's class; only for workers run with vLLM's --scheduling-policy priority "
+        "(vLLM rejects a non-zero priority under its default fcfs policy)",
+    )
 
 
 class ServerSettings(_Section):
@@ -194,6 +231,7 @@ class GatewaySettings(BaseSettings):
     retries: RetrySettings = RetrySettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     admission: AdmissionSettings = AdmissionSettings()
+    upstream: UpstreamSettings = UpstreamSettings()
     models: tuple[str, ...] = Field(
         (), description="models the gateway is meant to serve; empty means whatever workers offer"
     )

@@ -52,6 +52,36 @@ def test_stream_without_usage_gets_it_injected(options):
             assert sent["stream_options"][key] == value
 
 
+@pytest.mark.parametrize(
+    ("payload", "engine_priority", "sent_priority", "usage_injected"),
+    [
+        ({"model": "m", "messages": []}, -2, -2, False),
+        ({"model": "m", "messages": [], "priority": 9}, -1, -1, False),  # the gateway's class wins
+        ({"model": "m", "prompt": "x", "stream": True}, 0, 0, True),
+        (
+            {"model": "m", "stream": True, "stream_options": {"include_usage": True}},
+            -2, -2, False,
+        ),
+        ({"model": "m", "messages": [], "priority": 9}, None, 9, False),  # off: untouched
+    ],
+)  # fmt: skip
+def test_engine_priority_is_set_in_the_forwarded_body(
+    payload, engine_priority, sent_priority, usage_injected
+):
+    request = inspect_request(orjson.dumps(payload), engine_priority=engine_priority)
+    sent = orjson.loads(request.body)
+    assert sent["priority"] == sent_priority
+    assert request.usage_injected is usage_injected
+    assert {k: v for k, v in sent.items() if k not in {"priority", "stream_options"}} == {
+        k: v for k, v in payload.items() if k not in {"priority", "stream_options"}
+    }
+
+
+def test_without_engine_priority_the_bytes_are_the_clients():
+    raw = b'{"model": "m",  "messages": [], "priority": 3}'
+    assert inspect_request(raw, engine_priority=None).body is raw
+
+
 def event(obj) -> bytes:
     return b"data: " + orjson.dumps(obj) + b"\n\n"
 

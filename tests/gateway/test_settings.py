@@ -60,3 +60,54 @@ def test_unknown_key_in_file_fails(tmp_path: Path):
 def test_missing_file_fails(tmp_path: Path):
     with pytest.raises(SettingsError, match="does not exist"):
         load_settings(tmp_path / "nope.yaml")
+
+
+def test_admission_priority_defaults():
+    settings = load_settings()
+    assert settings.admission.priority_headroom == {2: 32}  # critical runs 32 more per worker
+    assert settings.upstream.engine_priority is False  # vLLM's fcfs refuses a priority
+
+
+@pytest.mark.parametrize(
+    ("admission", "headroom"),
+    [
+        ({"priority_headroom": {}}, {}),
+        ({"priority_headroom": {"1": 4, 2: 0}}, {1: 4, 2: 0}),
+        (
+            {"priorities": {"gold": 7, "bronze": 0}, "default_priority": "bronze",
+             "priority_headroom": {7: 16}},
+            {7: 16},
+        ),
+    ],
+)  # fmt: skip
+def test_priority_headroom_keyed_by_priority_values(admission, headroom):
+    assert load_settings(overrides={"admission": admission}).admission.priority_headroom == (
+        headroom
+    )
+
+
+@pytest.mark.parametrize(
+    ("admission", "problem"),
+    [
+        ({"priority_headroom": {5: 8}}, "names priority 5, which is not a value"),
+        ({"priority_headroom": {2: -1}}, "must be >= 0"),
+        ({"priority_headroom": {"critical": 8}}, r"admission\.priority_headroom"),
+        (
+            {"priorities": {"gold": 7, "bronze": 0}, "default_priority": "bronze"},
+            "names priority 2.*bronze=0, gold=7",  # the default {2: 32} needs re-keying
+        ),
+    ],
+)
+def test_bad_priority_headroom_fails_at_load(admission, problem):
+    with pytest.raises(SettingsError, match=problem):
+        load_settings(overrides={"admission": admission})
+
+
+def test_engine_priority_from_the_environment(monkeypatch):
+    monkeypatch.setenv("TIDEGATE_UPSTREAM__ENGINE_PRIORITY", "true")
+    monkeypatch.setenv("TIDEGATE_ADMISSION__PRIORITY_HEADROOM", '{"2": 64}')
+    settings = load_settings()
+    assert settings.upstream.engine_priority is True
+    assert settings.admission.priority_headroom == {2: 64}
+    with pytest.raises(SettingsError, match=r"upstream\.engine_priorty"):
+        load_settings(overrides={"upstream": {"engine_priorty": True}})

@@ -114,6 +114,42 @@ TAIL = ["--enable-prefix-caching", "--middleware", DRAIN_MIDDLEWARE]
             id="prefix caching off, eager (CPU)",
         ),
         pytest.param(
+            {"model": "m", "scheduling_policy": "priority"},
+            [
+                *HEAD,
+                "--model",
+                "m",
+                "--served-model-name",
+                "m",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "8000",
+                "--scheduling-policy",
+                "priority",
+                *TAIL,
+            ],
+            id="priority scheduling, for a gateway forwarding engine priorities",
+        ),
+        pytest.param(
+            {"model": "m", "scheduling_policy": "fcfs"},
+            [
+                *HEAD,
+                "--model",
+                "m",
+                "--served-model-name",
+                "m",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "8000",
+                "--scheduling-policy",
+                "fcfs",
+                *TAIL,
+            ],
+            id="fcfs asked for explicitly is passed on",
+        ),
+        pytest.param(
             {"model": "m", "extra_args": ("--dtype", "float32", "--max-num-seqs", "2")},
             [
                 *HEAD,
@@ -189,6 +225,8 @@ def test_local_url(host, url):
         {"model": "m", "drain_grace_s": -1},
         {"model": "m", "tensor_parallel_size": 0},
         {"model": "m", "no_such_option": 1},
+        {"model": "m", "scheduling_policy": "lifo"},
+        {"model": "m", "scheduling_policy": ""},
     ],
 )
 def test_invalid_settings_are_refused(bad):

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from workers.vllm.cli import parse_bytes, parse_settings
+from workers.vllm.command import vllm_command
 from workers.vllm.settings import VllmWorkerSettings
 
 
@@ -48,6 +49,7 @@ def test_flags_become_settings_and_the_rest_passes_through():
     assert settings.max_num_seqs == 4 and settings.kv_cache_memory_bytes == 256 * 2**20
     assert not settings.enable_prefix_caching and settings.enforce_eager
     assert settings.drain_grace_s == 5
+    assert settings.scheduling_policy is None  # vLLM's own default, not passed
     assert settings.extra_args == ("--dtype", "float32", "--seed", "1")
 
 
@@ -57,6 +59,7 @@ def test_flags_become_settings_and_the_rest_passes_through():
         (["--model", "m", "--max-num-seqs", "0"], "--max-num-seqs"),
         (["--model", "m", "--gpu-memory-utilization", "2"], "--gpu-memory-utilization"),
         (["--port", "1"], "--model"),
+        (["--model", "m", "--scheduling-policy", "lifo"], "--scheduling-policy"),
     ],
 )
 def test_bad_flags_exit_2_naming_the_flag(argv, message, capsys):
@@ -81,3 +84,10 @@ def test_print_command_shows_vllms_argv_without_starting_it():
 def test_flags_not_given_leave_the_settings_defaults():
     settings, _ = parse_settings(["--model", "m"])
     assert settings == VllmWorkerSettings(model="m")
+
+
+def test_scheduling_policy_flag_reaches_vllms_command_line():
+    settings, _ = parse_settings(["--model", "m", "--scheduling-policy", "priority"])
+    assert settings.scheduling_policy == "priority"
+    argv = vllm_command(settings, "python")
+    assert argv[argv.index("--scheduling-policy") + 1] == "priority"

@@ -187,6 +187,7 @@ def test_cli_parses_every_flag() -> None:
         "num_gpu_blocks": None,
         "gpu_memory_utilization": 0.9,
         "enable_prefix_caching": True,
+        "scheduling_policy": "fcfs",
         "drain_grace_s": 7.0,
     }
 
@@ -196,7 +197,7 @@ def test_cli_parses_the_batching_model_flags() -> None:
         shlex.split(
             "--port 9000 --model m --profile llama3-8b-a100 --max-num-batched-tokens 512 "
             "--block-size 32 --num-gpu-blocks-override 900 --gpu-memory-utilization 0.8 "
-            "--no-enable-prefix-caching"
+            "--no-enable-prefix-caching --scheduling-policy priority"
         )
     )
     config = settings.engine_config()
@@ -207,6 +208,7 @@ def test_cli_parses_the_batching_model_flags() -> None:
     )
     assert (config.num_gpu_blocks, config.gpu_memory_utilization) == (900, 0.8)
     assert config.enable_prefix_caching is False
+    assert config.scheduling_policy == "priority"
 
 
 @pytest.mark.parametrize(

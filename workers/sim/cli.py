@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument(
         "--enable-prefix-caching", action=argparse.BooleanOptionalAction, default=True
     )
+    model.add_argument(
+        "--scheduling-policy", default="fcfs", help="fcfs, or priority (requests' priority)"
+    )
     parser.add_argument(
         "--drain-grace-s", type=float, default=30.0, help="SIGTERM: time to finish requests"
     )

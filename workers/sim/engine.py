@@ -28,6 +28,9 @@ class GenerationRequest:
     # Chained hashes of the prompt's full KV blocks (see ``workers.sim.prefix``), at the
     # engine's ``prefix_block_size``; None when the engine does not model prefix caching.
     block_hashes: tuple[int, ...] | None = None
+    # The request body's ``priority`` (lower runs earlier); engines that model vLLM's
+    # ``priority`` scheduling policy order their waiting queue by it.
+    priority: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -104,6 +104,7 @@ class ModeledEngine:
                 plan.num_tokens,
                 plan.finish_reason,
                 request.block_hashes,
+                request.priority,
             ),
             self._clock.now(),
         )

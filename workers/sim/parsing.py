@@ -27,6 +27,8 @@ class GenerationParams:
     stream: bool
     include_usage: bool
     continuous_usage: bool
+    priority: int
+    """vLLM's request ``priority`` (default 0; lower runs earlier under its priority policy)."""
     # What the prompt was made of, for the token ids behind prefix-cache hashes: the
     # chat messages, or the completions prompt (text or token ids).
     prompt: list[dict[str, Any]] | str | list[int] = ""
@@ -44,6 +46,7 @@ class EmbeddingParams:
     prompt_tokens: list[int]
     encoding_format: Literal["float", "base64"]
     dimensions: int | None
+    priority: int = 0
 
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:
@@ -133,6 +136,7 @@ def parse_embedding(body: dict[str, Any]) -> EmbeddingParams:
         prompt_tokens=counts,
         encoding_format=encoding,
         dimensions=_opt_int(body, "dimensions"),
+        priority=_opt_int(body, "priority") or 0,
     )
 
 
@@ -174,6 +178,7 @@ def _generation_params(
         stream=stream,
         include_usage=include_usage,
         continuous_usage=continuous,
+        priority=_opt_int(body, "priority") or 0,
         prompt=prompt,
     )
 

@@ -197,6 +197,7 @@ class SimApp:
             params = parse_chat(body) if chat else parse_completion(body)
             check_model(params.model, s.settings.model)
             check_context(params, s.settings.max_model_len)
+            self._check_priority(params.priority)
         except SimRequestError as exc:
             await send_json(send, exc.status, exc.body())
             return
@@ -208,6 +209,7 @@ class SimApp:
                 prompt_tokens=params.prompt_tokens,
                 max_tokens=params.max_tokens,
                 ignore_eos=params.ignore_eos,
+                priority=params.priority,
                 block_hashes=(
                     None
                     if block_size is None
@@ -228,6 +230,14 @@ class SimApp:
             self._in_flight -= 1
             if not self._in_flight:
                 self._idle.set()
+
+    def _check_priority(self, priority: int) -> None:
+        """vLLM's check, made before a request reaches its engine: only the ``priority``
+        scheduling policy takes a non-zero priority."""
+        if priority and self.services.settings.scheduling_policy != "priority":
+            raise BadRequestError(
+                f"Got priority {priority} but Priority scheduling is not enabled."
+            )
 
     async def _send_whole(
         self,
@@ -292,6 +302,7 @@ class SimApp:
         try:
             params = parse_embedding(parse_json_object(raw))
             check_model(params.model, s.settings.model)
+            self._check_priority(params.priority)
             dim = s.settings.embedding_dim
             if params.dimensions is not None and params.dimensions != dim:
                 raise BadRequestError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from workers.sim.engine_config import EngineConfig
+from workers.sim.waiting import SchedulingPolicy
 
 
 class SimSettings(BaseModel):
@@ -43,6 +44,11 @@ class SimSettings(BaseModel):
     num_gpu_blocks: int | None = Field(default=None, ge=1)
     gpu_memory_utilization: float = Field(default=0.9, gt=0.0, le=1.0)
     enable_prefix_caching: bool = True
+    scheduling_policy: SchedulingPolicy = Field(
+        default="fcfs",
+        description="vLLM's --scheduling-policy; a request's non-zero `priority` is refused "
+        "under fcfs, as vLLM refuses it",
+    )
     drain_grace_s: float = Field(
         default=30.0, ge=0.0, allow_inf_nan=False, description="SIGTERM: time to finish"
     )
@@ -56,6 +62,15 @@ class SimSettings(BaseModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _priority_needs_batching_model(self) -> SimSettings:
+        if self.scheduling_policy == "priority" and self.profile is None:
+            raise ValueError(
+                "scheduling_policy priority is modelled by the batching model only: give a "
+                "profile (the fixed-delay engine serves in arrival order)"
+            )
+        return self
+
     def engine_config(self) -> EngineConfig:
         """The batching model's arguments (used only with a profile)."""
         return EngineConfig(
@@ -66,6 +81,7 @@ class SimSettings(BaseModel):
             gpu_memory_utilization=self.gpu_memory_utilization,
             enable_prefix_caching=self.enable_prefix_caching,
             max_model_len=self.max_model_len,
+            scheduling_policy=self.scheduling_policy,
         )
 
     @property

@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--max-model-len", type=int, help="prompt + output tokens per request")
     add("--block-size", type=int, help="tokens per KV-cache block")
     add("--enable-prefix-caching", action=argparse.BooleanOptionalAction, help="(default on)")
+    add("--scheduling-policy", help="fcfs (vLLM's default) or priority (requests' priority)")
     add("--tensor-parallel-size", type=int, help="GPUs per model replica (default 1)")
     add("--gpu-memory-utilization", type=float, help="share of GPU memory vLLM may use")
     add("--kv-cache-memory-bytes", type=parse_bytes, help="KV cache size, e.g. 256Mi or 2G")

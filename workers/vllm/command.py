@@ -22,13 +22,14 @@ def vllm_command(settings: VllmWorkerSettings, python: str) -> list[str]:
     s = settings
     argv = [python, "-m", VLLM_MODULE, "--model", s.model]
     argv += ["--served-model-name", s.name, "--host", s.host, "--port", str(s.port)]
-    optional: list[tuple[str, int | float | None]] = [
+    optional: list[tuple[str, int | float | str | None]] = [
         ("--max-num-seqs", s.max_num_seqs),
         ("--max-num-batched-tokens", s.max_num_batched_tokens),
         ("--max-model-len", s.max_model_len),
         ("--block-size", s.block_size),
         ("--gpu-memory-utilization", s.gpu_memory_utilization),
         ("--kv-cache-memory-bytes", s.kv_cache_memory_bytes),
+        ("--scheduling-policy", s.scheduling_policy),
     ]
     for flag, value in optional:
         if value is not None:

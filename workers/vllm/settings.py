@@ -7,6 +7,7 @@ Only the engine options Tidegate reasons about are typed here; anything else goe
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,6 +28,11 @@ class VllmWorkerSettings(BaseModel):
     max_model_len: int | None = Field(None, ge=16, description="prompt + output tokens")
     block_size: int | None = Field(None, ge=1, description="tokens per KV block")
     enable_prefix_caching: bool = True
+    scheduling_policy: Literal["fcfs", "priority"] | None = Field(
+        None,
+        description="vLLM's waiting-queue order (None: vLLM's default, fcfs); a gateway with "
+        "upstream.engine_priority needs priority",
+    )
     tensor_parallel_size: int = Field(1, ge=1)
     gpu_memory_utilization: float | None = Field(None, gt=0.0, le=1.0)
     kv_cache_memory_bytes: int | None = Field(
