@@ -38,8 +38,9 @@ class LearnSettings:
     enabled: bool = True
     rate_up: float = 0.2
     """Share of the gap to a higher lower bound closed per interval (EWMA weight)."""
-    rate_down: float = 0.5
-    """Share of the gap to a lower upper bound closed per interval."""
+    rate_down: float = 0.3
+    """Share of the gap to a lower upper bound closed per interval (faster moves chased
+    transient breaches, a preemption's or a ramp's, in the day-long replay)."""
     band: float = 2.0
     """The estimate stays within [prior / band, prior * band]."""
     idle_share: float = 0.25
@@ -48,9 +49,14 @@ class LearnSettings:
     """Per-replica throughput at this share of the estimate or above is busy."""
     probe_headroom: float = 0.5
     """Latency at most this share of its SLO, while busy, lets the estimate probe up."""
-    probe_step: float = 0.05
+    probe_step: float = 0.0
+    """Off by default: in the day-long replay, probes compounded faster than breaches could
+    correct them through minutes of provisioning (docs/replay.md)."""
     over_margin: float = 0.1
     """Over the SLO at x, capacity is taken to be at most x * (1 - over_margin)."""
+    spacing_s: float = 60.0
+    """After a move, wait this long before the next: the signal window, so an interval
+    shorter than the window does not count the same requests again."""
 
     def __post_init__(self) -> None:
         if not (0 < self.rate_up <= 1 and 0 < self.rate_down <= 1):
@@ -106,6 +112,8 @@ def learn(
         return replace(estimate, why="signals stale or missing: nothing learned")
     if obs.ready_replicas <= 0:
         return replace(estimate, why="no ready replica: nothing learned")
+    if estimate.updated_at is not None and obs.at - estimate.updated_at < settings.spacing_s:
+        return replace(estimate, why="the last move's window is still open: nothing learned")
     ratios = _slo_ratios(obs, slo)
     if not ratios:
         return replace(estimate, why="no latency signal: nothing learned")

@@ -55,6 +55,11 @@ def parser() -> argparse.ArgumentParser:
         default=300.0,
         help="tidegate: seconds spot may stay unschedulable before on-demand takes over",
     )
+    p.add_argument(
+        "--no-learn",
+        action="store_true",
+        help="tidegate: keep the capacity per replica at its prior instead of learning it",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="one JSON line")
     p.add_argument("--plot", type=Path, help="write a PNG of load, replicas and TTFT p95")
@@ -79,6 +84,7 @@ def main(argv: Sequence[str]) -> int:
             itl_slo_s=args.itl_slo,
             capacity_rps=args.capacity_rps,
             spot_fallback_after_s=args.spot_fallback_after,
+            learn_capacity=not args.no_learn,
             seed=args.seed,
         )
         builtin_registry().get(settings.profile)

@@ -80,10 +80,9 @@ class TidegatePolicy:
     """Scale up on the lowest recommendation of two minutes: a one-interval spike in a
     60 s arrival rate would otherwise buy a replica for six minutes of provisioning plus
     the scale-down window (replayed, learning off: 11% dearer at the same attainment)."""
-    learning: LearnSettings = field(default_factory=lambda: LearnSettings(probe_step=0.0))
-    """No probing up: the replay's signals carry the miss share, so an interval within the
-    error budget above the estimate is evidence enough, and probes compounded faster than
-    the six-minute provisioning lag let breaches correct them (docs/replay.md)."""
+    learning: LearnSettings = field(default_factory=LearnSettings)
+    """The controller's defaults; the replay's signals also carry the miss share, so
+    learning judges intervals by the error budget (docs/replay.md)."""
     capacity: CapacityEstimate | None = None
     spot: SpotSettings = field(default_factory=lambda: SpotSettings(fallback_after_s=300.0))
     interval_s: float = 15.0

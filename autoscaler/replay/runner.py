@@ -5,6 +5,7 @@ name, the cluster and the loop; the composition root of ``tidegate replay`` and
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Sequence
@@ -66,6 +67,9 @@ class ReplaySettings(BaseModel):
     )
     capacity_rps: float | None = Field(default=None, gt=0)
     concurrency: float | None = Field(default=None, gt=0)
+    learn_capacity: bool = Field(
+        default=True, description="Tidegate: learn capacity per replica (else keep the prior)"
+    )
     spot_fallback_after_s: float = Field(
         default=300.0, ge=0, description="Tidegate: spot pending this long -> on-demand"
     )
@@ -148,7 +152,10 @@ def build_policy(
         return SkyServePolicy(spot_pool, single, cap.rps, max_replicas=ceiling)
     # No fixed spot over-provision: the planner adds what the observed preemption rate asks.
     spot = SpotSettings(fallback_after_s=settings.spot_fallback_after_s, over_provision=0.0)
-    return TidegatePolicy(cap.rps, settings.slo, spot=spot)
+    policy = TidegatePolicy(cap.rps, settings.slo, spot=spot)
+    if not settings.learn_capacity:
+        policy.learning = dataclasses.replace(policy.learning, enabled=False)
+    return policy
 
 
 def replay_policy(

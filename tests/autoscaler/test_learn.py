@@ -11,7 +11,9 @@ from autoscaler.policy.learn import CapacityEstimate, LearnSettings, learn, lear
 from autoscaler.policy.pipeline import Observation, Slo
 
 SLO = Slo(ttft_p95_s=1.0, itl_p95_s=0.05)
-ON = LearnSettings()
+# The rules at round numbers (the defaults are tuned in docs/replay.md): half the gap down,
+# probing on, no spacing between moves.
+ON = LearnSettings(rate_down=0.5, probe_step=0.05, spacing_s=0.0)
 PRIOR = CapacityEstimate.seeded(2.0)
 
 
@@ -37,6 +39,7 @@ def seen(rps: float | None, ready: int = 4, ttft: float | None = 0.8, **kw: obje
         ("no replica: nothing learned", seen(12.0, ready=0), ON, 2.0, "no ready replica"),
         ("no latency: nothing learned", seen(12.0, ttft=None), ON, 2.0, "no latency signal"),
         ("off", seen(12.0), LearnSettings(enabled=False), 2.0, "learning is off"),
+        ("probing is off by default", seen(7.0, ttft=0.4), LearnSettings(), 2.0, "consistent"),
         (
             "held within the band",
             seen(400.0),
@@ -65,7 +68,9 @@ def test_one_interval(
 
 def test_the_estimate_converges_on_a_capacity_the_prior_got_wrong() -> None:
     """A replica really serves 3 req/s within the SLO (latency climbs past it above that);
-    the prior says 2 and then 5. Demand sizes the fleet from the estimate each interval."""
+    the prior says 2 and then 5. Demand sizes the fleet from the estimate each interval.
+    With probing on: without it, a low prior rises only as fast as scale-up lags show
+    replicas doing more (the day-long replay in docs/replay.md measures that case)."""
 
     def run(prior: float, demand: float) -> CapacityEstimate:
         estimate = CapacityEstimate.seeded(prior)
@@ -76,8 +81,8 @@ def test_the_estimate_converges_on_a_capacity_the_prior_got_wrong() -> None:
             per_replica = demand / ready
             # Flat while the batch has room, then queueing: past the SLO above 3 req/s.
             ttft = 0.2 + 0.05 * per_replica if per_replica <= 3.0 else 1.0 + (per_replica - 3.0)
-            obs = Observation(float(i), ready, arrival_rps=demand, ttft_p95_s=ttft)
-            estimate = learn(estimate, obs, SLO, LearnSettings(band=3.0))
+            obs = Observation(60.0 * i, ready, arrival_rps=demand, ttft_p95_s=ttft)  # a window each
+            estimate = learn(estimate, obs, SLO, LearnSettings(band=3.0, probe_step=0.05))
         return estimate
 
     low = run(2.0, 30.0)
@@ -94,9 +99,9 @@ def test_resuming_bounds_the_saved_value_by_the_current_band() -> None:
 
 
 def test_a_policy_calls_it_with_one_line() -> None:
-    estimate = learned_capacity(None, 2.0, seen(12.0), SLO)
+    estimate = learned_capacity(None, 2.0, seen(12.0), SLO, ON)
     assert estimate.rps == pytest.approx(2.2)
-    again = learned_capacity(estimate, 2.0, seen(12.0), SLO)
+    again = learned_capacity(estimate, 2.0, seen(12.0), SLO, ON)
     assert again.rps == pytest.approx(2.36) and again.samples == 2
     assert again.describe() == "learned from 2 intervals, prior 2.00"
     assert CapacityEstimate.seeded(2.0).describe() == "the prior"
@@ -156,3 +161,13 @@ def test_the_error_budget_decides_where_it_is_known(
     after = learn(PRIOR, obs, slo, ON)
     assert after.rps == pytest.approx(rps), name
     assert why in after.why, name
+
+
+def test_a_move_waits_for_a_fresh_window_before_the_next() -> None:
+    spaced = LearnSettings(spacing_s=60.0)
+    moved = learn(PRIOR, seen(12.0), SLO, spaced)  # at 0 s: up
+    assert moved.rps > 2.0 and moved.updated_at == 0.0
+    again = Observation(45.0, 4, arrival_rps=12.0, ttft_p95_s=0.8)
+    assert learn(moved, again, SLO, spaced).rps == moved.rps  # same requests, mostly
+    later = Observation(60.0, 4, arrival_rps=12.0, ttft_p95_s=0.8)
+    assert learn(moved, later, SLO, spaced).rps > moved.rps

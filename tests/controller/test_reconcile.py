@@ -261,7 +261,7 @@ def test_the_learned_capacity_carries_over_passes_in_memory() -> None:
     targets = {"on-demand": state(1), "spot": state(3)}
     memory = None
     for i in range(3):  # 4 ready replicas serve 12 req/s within the SLO: at least 3 each
-        t = T0 + 15 * i
+        t = T0 + 60 * i  # a fresh signal window each time (the learner waits one per move)
         signals = obs(at=t, ready=4, arrival_rps=12.0, ttft_p95_s=0.9)
         result = reconcile(s, targets, signals, memory, t)
         memory = result.memory

@@ -301,3 +301,19 @@ def test_a_chart_upgrade_alone_does_not_restart_pods() -> None:
     for workload in of_kind(render(SPOT_ON_DEMAND), "Deployment"):
         labels = workload["spec"]["template"]["metadata"]["labels"]
         assert "helm.sh/chart" not in labels and "app.kubernetes.io/version" not in labels
+
+
+def test_engine_priority_and_priority_headroom_pass_through_to_the_gateway(
+    tmp_path: Path,
+) -> None:
+    docs = render(
+        sets=[
+            "gateway.config.upstream.engine_priority=true",
+            "gateway.config.admission.max_running_per_worker=224",
+        ]
+    )
+    config_file = tmp_path / "gateway.yaml"
+    config_file.write_text(yaml.safe_dump(gateway_config(docs)))
+    settings = load_settings(config_file)
+    assert settings.upstream.engine_priority is True
+    assert settings.admission.max_running_per_worker == 224

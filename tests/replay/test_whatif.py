@@ -171,3 +171,17 @@ def test_the_miss_share_counts_requests_over_either_target():
     reading = signals.read(5.0, waiting=0, held=0, in_flight=0)
     assert reading.miss_share == pytest.approx(1 / 4 + 1 / 5)
     assert SignalWindow(10.0, targets=(1.0, 0.05)).read(0.0, 0, 0, 0).miss_share is None
+
+
+@pytest.mark.parametrize("learn", [True, False])
+def test_tidegate_learns_capacity_unless_told_not_to(trace, learn):
+    from autoscaler.replay.calibrate import Capacity
+    from autoscaler.replay.policies import TidegatePolicy
+    from autoscaler.replay.runner import build_policy
+
+    settings = ReplaySettings(trace=trace, capacity_rps=5.0, learn_capacity=learn)
+    pools = parse_pools(None)
+    status = ClusterModel(pools, draw_market(pools, 100.0)).status(0.0)
+    policy = build_policy("tidegate", status, Capacity(5.0, 20.0), 10.0, settings)
+    assert isinstance(policy, TidegatePolicy) and policy.learning.enabled is learn
+    assert policy.slo.objective == 0.99  # learning judges the miss share against 1%
