@@ -81,6 +81,7 @@ def run(
         queue_threshold=args.queue_threshold,
         max_running=args.max_running,
         priority_headroom=((CRITICAL, args.critical_headroom),),
+        slots_only_at_or_above=CRITICAL if args.critical_slots_only else None,
     )
     if not admission:  # a gate that never closes
         policy = SaturationPolicy(queue_threshold=1e12, kv_threshold=1e12)
@@ -131,6 +132,11 @@ def main() -> None:
     parser.add_argument("--engine-priority", action="store_true", help="priority scheduling")
     parser.add_argument("--max-running", type=int, default=224, help="per worker, gate limit")
     parser.add_argument("--critical-headroom", type=int, default=32, help="beyond max-running")
+    parser.add_argument(
+        "--critical-slots-only",
+        action="store_true",
+        help="admit critical requests on free slots alone (with --engine-priority)",
+    )
     parser.add_argument("--queue-threshold", type=float, default=1.0)
     parser.add_argument("--shed-wait", type=float, default=1.0, help="predicted wait that sheds")
     parser.add_argument("--rate-halflife", type=float, default=10.0)

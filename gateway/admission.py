@@ -62,6 +62,7 @@ class AdmissionGate:
             kv_threshold=self._settings.kv_threshold,
             max_running=self._settings.max_running_per_worker,
             priority_headroom=tuple(sorted(self._settings.priority_headroom.items())),
+            slots_only_at_or_above=self._settings.slots_only_at_or_above,
         )
         self._policies = {
             p: self._policy.for_priority(p) for p in self._settings.priorities.values()

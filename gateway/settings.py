@@ -155,6 +155,12 @@ class AdmissionSettings(_Section):
         description="priority value -> requests per worker a request of at least that "
         "priority may run beyond max_running_per_worker (no effect while that is unset)",
     )
+    slots_only_at_or_above: int | None = Field(
+        None,
+        description="priority value from which requests are admitted on free slots alone "
+        "(max_running_per_worker plus headroom), whatever the engines' queues and KV use; "
+        "for engines run with --scheduling-policy priority and upstream.engine_priority on",
+    )
     max_queue: int = Field(1000, ge=1, description="requests held per model, at most")
     max_wait_s: float = Field(30.0, gt=0, description="longest a request is held")
     ttft_slo_s: float = Field(10.0, gt=0, description="shed when the predicted wait exceeds it")
@@ -188,6 +194,13 @@ class AdmissionSettings(_Section):
                 raise ValueError(
                     f"priority_headroom for priority {priority} is {extra}; it must be >= 0"
                 )
+        slots_only = self.slots_only_at_or_above
+        if slots_only is not None and slots_only not in values:
+            known = ", ".join(f"{n}={v}" for n, v in sorted(self.priorities.items()))
+            raise ValueError(
+                f"slots_only_at_or_above is {slots_only}, which is not a value of "
+                f"admission.priorities ({known})"
+            )
         return self
 
     @model_validator(mode="after")

@@ -33,13 +33,23 @@ class SaturationPolicy:
     """(priority, requests): a request of at least that priority may have this many more
     in flight per worker than ``max_running``. Holding the rest below the engine's
     ``max_num_seqs`` leaves it free slots that urgent requests take at once."""
+    slots_only_at_or_above: int | None = None
+    """Requests of at least this priority are admitted on free slots alone (our in-flight
+    count against ``max_running`` plus their headroom), whatever the engines' queues and
+    KV use: engines scheduling by priority put them ahead of everything those measure."""
+    slots_only: bool = False
+    """Set by :meth:`for_priority` for such a request."""
 
     def for_priority(self, priority: int) -> SaturationPolicy:
         """The policy a request of ``priority`` is admitted under."""
         extra = max((n for p, n in self.priority_headroom if priority >= p), default=0)
-        if not extra or self.max_running is None:
+        slots_only = (
+            self.slots_only_at_or_above is not None and priority >= self.slots_only_at_or_above
+        )
+        if (not extra or self.max_running is None) and not slots_only:
             return self
-        return replace(self, max_running=self.max_running + extra, priority_headroom=())
+        running = None if self.max_running is None else self.max_running + extra
+        return replace(self, max_running=running, priority_headroom=(), slots_only=slots_only)
 
 
 def endpoint_saturation(
@@ -52,6 +62,8 @@ def endpoint_saturation(
 ) -> float:
     if not endpoint.fresh(now, max_age_s):
         return math.inf
+    if policy.slots_only:
+        return in_flight / policy.max_running if policy.max_running else 0.0
     stats = endpoint.stats.get(model)
     waiting = stats.waiting if stats is not None else 0.0
     kv = stats.kv_cache_usage if stats is not None else 0.0

@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 from gateway.admission import AdmissionGate, Overloaded
 from gateway.metrics import GatewayMetrics
 from gateway.settings import load_settings
+from scheduler.endpoint import EngineStats
 from scheduler.pool import EndpointPool, ProbeResult
 
 WORKER = "http://10.0.0.5:8000"
@@ -139,3 +140,22 @@ async def test_held_requests_are_released_in_priority_order_when_their_class_has
 async def test_without_max_running_the_headroom_changes_nothing() -> None:
     gate, _ = gate_with(50, max_running_per_worker=None)
     assert gate.saturation(MODEL, CRITICAL) == gate.saturation(MODEL, STANDARD) == 0
+
+
+@pytest.mark.parametrize(
+    ("slots_only", "critical_enters"),
+    [(None, False), (CRITICAL, True)],
+)
+async def test_slots_only_lets_critical_past_a_long_engine_queue(
+    slots_only: int | None, critical_enters: bool
+) -> None:
+    gate, pool = gate_with(1, slots_only_at_or_above=slots_only)
+    busy = EngineStats(running=1, waiting=5, kv_cache_usage=0.99)  # a backlog of standard work
+    pool.record_probe(WORKER, ProbeResult(models=frozenset({MODEL}), stats={MODEL: busy}), NOW)
+    assert gate.saturation(MODEL, STANDARD) >= 1  # the rest wait either way
+    assert (gate.saturation(MODEL, CRITICAL) < 1) is critical_enters
+    entering = asyncio.ensure_future(gate.enter(MODEL, CRITICAL, ""))
+    await settle()
+    assert entering.done() is critical_enters
+    entering.cancel()
+    await settle()

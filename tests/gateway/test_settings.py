@@ -92,6 +92,7 @@ def test_priority_headroom_keyed_by_priority_values(admission, headroom):
         ({"priority_headroom": {5: 8}}, "names priority 5, which is not a value"),
         ({"priority_headroom": {2: -1}}, "must be >= 0"),
         ({"priority_headroom": {"critical": 8}}, r"admission\.priority_headroom"),
+        ({"slots_only_at_or_above": 5}, "slots_only_at_or_above is 5, which is not a value"),
         (
             {"priorities": {"gold": 7, "bronze": 0}, "default_priority": "bronze"},
             "names priority 2.*bronze=0, gold=7",  # the default {2: 32} needs re-keying

@@ -143,3 +143,27 @@ def test_engine_priority_serves_urgent_first_in_vllm_order(ours, theirs):
     from scheduler.admission import engine_priority
 
     assert engine_priority(ours) == theirs
+
+
+SLOTS = SaturationPolicy(
+    queue_threshold=1, max_running=224, priority_headroom=((2, 32),), slots_only_at_or_above=2
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "endpoint", "in_flight", "priority", "saturation"),
+    [
+        ("critical: a long engine queue does not hold it", ep("a", 50), 100, 2, 100 / 256),
+        ("critical: nor a full KV cache", ep("a", 0, kv=0.99), 128, 2, 0.5),
+        ("critical: every slot ours is full", ep("a", 0), 256, 2, 1.0),
+        ("critical: stale data still counts as full", ep("a", 0, age=60.0), 0, 2, math.inf),
+        ("standard: the engine queue holds it", ep("a", 50), 100, 1, 50.0),
+    ],
+)
+def test_slots_only_admits_engine_ordered_priorities_on_free_slots(
+    name, endpoint, in_flight, priority, saturation
+):
+    snapshot = PoolSnapshot((endpoint,))
+    rule = SLOTS.for_priority(priority)
+    value = pool_saturation(snapshot, {"a": in_flight}, "m", NOW, 5.0, rule)
+    assert value == pytest.approx(saturation), name
