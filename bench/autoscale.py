@@ -49,6 +49,7 @@ def main() -> None:
     parser.add_argument("--time-scale", type=float, default=24.0)
     parser.add_argument("--capacity-rps", type=float, help="skip calibration")
     parser.add_argument("--spot-fallback-after", type=float, default=300.0)
+    parser.add_argument("--no-learn", action="store_true", help="tidegate keeps its prior")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--runs", default=",".join(f"{p}/{pools}" for p, pools in RUNS), help="policy/pools,..."
@@ -65,6 +66,7 @@ def main() -> None:
         time_scale=args.time_scale,
         capacity_rps=args.capacity_rps,
         spot_fallback_after_s=args.spot_fallback_after,
+        learn_capacity=not args.no_learn,
         seed=args.seed,
     )
     workload = Workload(settings)
