@@ -4,14 +4,21 @@ server's optimistic concurrency, and ModelScaler builders."""
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from autoscaler.controller.api import Conflict, Json, NotFound
 from autoscaler.controller.reconcile import TargetState
 from autoscaler.controller.spec import ScaleTargetRef
 from autoscaler.policy.pipeline import Observation
+
+RECORDED_EVENTS: list[dict[str, Any]] = json.loads(
+    (Path(__file__).parent / "recorded" / "disruption-events.json").read_text()
+)
+"""Pod and node watch events in the shape the API serves them (written by hand)."""
 
 T0 = 1_800_000_000.0  # a fixed wall-clock second, so status timestamps are predictable
 

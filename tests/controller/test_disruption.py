@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import json
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,6 +31,7 @@ from autoscaler.controller.spec import parse_spec
 from autoscaler.controller.watch import watch_disruptions
 from autoscaler.policy.pipeline import Observation
 from tests.controller.support import (
+    RECORDED_EVENTS,
     T0,
     FakeClock,
     FakeTarget,
@@ -43,9 +42,7 @@ from tests.controller.support import (
     scaler_spec,
 )
 
-EVENTS: list[dict[str, Any]] = json.loads(
-    (Path(__file__).parent / "recorded" / "disruption-events.json").read_text()
-)
+EVENTS = RECORDED_EVENTS
 SPOT = "llama-spot"
 
 

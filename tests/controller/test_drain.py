@@ -4,9 +4,7 @@ loop marking them before it lowers /scale."""
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +13,7 @@ from autoscaler.controller.disruption import DELETION_COST, Disruptions, PodFact
 from autoscaler.controller.drain import choose_leaving, deletion_costs
 from autoscaler.controller.loop import Controller
 from tests.controller.support import (
+    RECORDED_EVENTS,
     T0,
     FakeClock,
     FakeTarget,
@@ -25,9 +24,7 @@ from tests.controller.support import (
     scaler_spec,
 )
 
-EVENTS: list[dict[str, Any]] = json.loads(
-    (Path(__file__).parent / "recorded" / "disruption-events.json").read_text()
-)
+EVENTS = RECORDED_EVENTS
 LISTED_POD = EVENTS[1]["object"]  # a ready llama-spot pod as the API serves it
 
 
