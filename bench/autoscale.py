@@ -50,6 +50,7 @@ def main() -> None:
     parser.add_argument("--capacity-rps", type=float, help="skip calibration")
     parser.add_argument("--spot-fallback-after", type=float, default=300.0)
     parser.add_argument("--no-learn", action="store_true", help="tidegate keeps its prior")
+    parser.add_argument("--slo-objective", type=float, default=0.99, help="tidegate's aim")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--runs", default=",".join(f"{p}/{pools}" for p, pools in RUNS), help="policy/pools,..."
@@ -67,6 +68,7 @@ def main() -> None:
         capacity_rps=args.capacity_rps,
         spot_fallback_after_s=args.spot_fallback_after,
         learn_capacity=not args.no_learn,
+        slo_objective=args.slo_objective,
         seed=args.seed,
     )
     workload = Workload(settings)

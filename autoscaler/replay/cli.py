@@ -48,6 +48,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="llama3-8b-h100")
     p.add_argument("--ttft-slo", type=float, default=1.0, help="seconds")
     p.add_argument("--itl-slo", type=float, default=0.05, help="seconds")
+    p.add_argument(
+        "--slo-objective",
+        type=float,
+        default=0.99,
+        help="share of requests Tidegate aims to keep within both targets",
+    )
     p.add_argument("--capacity-rps", type=float, help="per replica (default: calibrated)")
     p.add_argument(
         "--spot-fallback-after",
@@ -82,6 +88,7 @@ def main(argv: Sequence[str]) -> int:
             profile=args.profile,
             ttft_slo_s=args.ttft_slo,
             itl_slo_s=args.itl_slo,
+            slo_objective=args.slo_objective,
             capacity_rps=args.capacity_rps,
             spot_fallback_after_s=args.spot_fallback_after,
             learn_capacity=not args.no_learn,

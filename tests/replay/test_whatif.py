@@ -140,7 +140,11 @@ def test_the_command_prints_one_json_line_and_a_plot(trace, tmp_path, capsys):
 
 @pytest.mark.parametrize(
     "extra",
-    [["--pools", "[{name: x, capacity_type: cheap, price_per_hour: 1}]"], ["--profile", "nope"]],
+    [
+        ["--pools", "[{name: x, capacity_type: cheap, price_per_hour: 1}]"],
+        ["--profile", "nope"],
+        ["--slo-objective", "1.5"],
+    ],
 )
 def test_the_command_refuses_bad_settings(trace, capsys, extra):
     assert main(["--trace", str(trace), "--policy", "kpa", *extra]) == 2
