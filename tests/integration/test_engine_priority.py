@@ -14,6 +14,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tests.harness import MODEL, run_gateway, serve_in_thread, until
+from workers.sim.engine import RequestRecord
 from workers.sim.server import SimApp, create_app
 from workers.sim.settings import SimSettings
 
@@ -101,7 +102,23 @@ def test_a_priority_worker_starts_the_critical_request_before_the_standard_one()
         worker(**PRIORITY_WORKER, max_num_seqs=1) as (url, _, app),
         run_gateway([url], upstream={"engine_priority": True}) as gw,
     ):
-        finished: list[str] = []
+        # The engine's own finish order (responses can reach the client out of it): each
+        # request asks for a different number of tokens, so its record says which it was.
+        engine = app.services.engine
+        finished: list[int] = []
+        inner = engine._observer
+
+        class Recording:
+            def request_finished(self, record: RequestRecord) -> None:
+                finished.append(record.num_generated)
+                if inner is not None:
+                    inner.request_finished(record)
+
+            def step_finished(self, num_tokens: int) -> None:
+                if inner is not None:
+                    inner.step_finished(num_tokens)
+
+        engine._observer = Recording()
 
         def waiting() -> int:
             return app.services.engine.snapshot().num_waiting
@@ -111,7 +128,6 @@ def test_a_priority_worker_starts_the_critical_request_before_the_standard_one()
             response = await client.post(
                 gw.base_url + "/completions", json=body, headers={"x-priority": priority}
             )
-            finished.append(name)
             return response.status_code
 
         async def scenario() -> list[int]:
@@ -120,10 +136,10 @@ def test_a_priority_worker_starts_the_critical_request_before_the_standard_one()
                 await until(lambda: app.services.engine.snapshot().num_running == 1)
                 standard = asyncio.create_task(send(client, "standard", 2, "standard"))
                 await until(lambda: waiting() == 1)
-                critical = asyncio.create_task(send(client, "critical", 2, "critical"))
+                critical = asyncio.create_task(send(client, "critical", 3, "critical"))
                 await until(lambda: waiting() == 2)
                 assert not long.done()  # both queued behind it in the engine
                 return await asyncio.gather(long, standard, critical)
 
         assert asyncio.run(scenario()) == [200, 200, 200]
-        assert finished == ["long", "critical", "standard"]
+        assert finished == [200, 3, 2]  # long, then critical, then standard
