@@ -5,7 +5,6 @@ name, the cluster and the loop; the composition root of ``tidegate replay`` and
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections.abc import Sequence
@@ -15,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from autoscaler.policy.capacity import SpotSettings
+from autoscaler.policy.learn import LearnSettings
 from autoscaler.policy.pipeline import Slo
 from autoscaler.replay.calibrate import Capacity, attainment_at, capacity_at_slo
 from autoscaler.replay.cluster import ClusterModel, PoolStatus
@@ -152,10 +152,8 @@ def build_policy(
         return SkyServePolicy(spot_pool, single, cap.rps, max_replicas=ceiling)
     # No fixed spot over-provision: the planner adds what the observed preemption rate asks.
     spot = SpotSettings(fallback_after_s=settings.spot_fallback_after_s, over_provision=0.0)
-    policy = TidegatePolicy(cap.rps, settings.slo, spot=spot)
-    if not settings.learn_capacity:
-        policy.learning = dataclasses.replace(policy.learning, enabled=False)
-    return policy
+    learning = LearnSettings(enabled=settings.learn_capacity)
+    return TidegatePolicy(cap.rps, settings.slo, learning=learning, spot=spot)
 
 
 def replay_policy(
