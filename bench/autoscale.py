@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from autoscaler.replay.cli import add_scenario_arguments, replay_settings
 from autoscaler.replay.pools import PRESETS
 from autoscaler.replay.report import ReplayResult, table
 from autoscaler.replay.runner import (
     POLICIES,
     PolicyName,
-    ReplaySettings,
     Workload,
     capacity,
     replay_policy,
@@ -43,34 +43,14 @@ def main() -> None:
         type=Path,
         default=DATA / "aggregate" / "servegen_language_m-large_rate_10min.csv",
     )
-    parser.add_argument("--day", type=int, default=10)
-    parser.add_argument("--hours", type=float, default=24.0)
-    parser.add_argument("--peak-rps", type=float, default=160.0)
-    parser.add_argument("--time-scale", type=float, default=24.0)
-    parser.add_argument("--capacity-rps", type=float, help="skip calibration")
-    parser.add_argument("--spot-fallback-after", type=float, default=300.0)
-    parser.add_argument("--no-learn", action="store_true", help="tidegate keeps its prior")
-    parser.add_argument("--slo-objective", type=float, default=0.99, help="tidegate's aim")
-    parser.add_argument("--seed", type=int, default=0)
+    add_scenario_arguments(parser)
     parser.add_argument(
         "--runs", default=",".join(f"{p}/{pools}" for p, pools in RUNS), help="policy/pools,..."
     )
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--plot", type=Path)
     args = parser.parse_args()
-    settings = ReplaySettings(
-        trace=args.trace,
-        rates=args.rates,
-        day=args.day,
-        hours=args.hours,
-        peak_rps=args.peak_rps,
-        time_scale=args.time_scale,
-        capacity_rps=args.capacity_rps,
-        spot_fallback_after_s=args.spot_fallback_after,
-        learn_capacity=not args.no_learn,
-        slo_objective=args.slo_objective,
-        seed=args.seed,
-    )
+    settings = replay_settings(args)
     workload = Workload(settings)
     cap = capacity(settings, workload)
     print(

@@ -39,6 +39,15 @@ def parser() -> argparse.ArgumentParser:
         help="spot+on-demand (default), on-demand, spot, a YAML/JSON file or inline YAML list",
     )
     p.add_argument("--rates", type=Path, help="aggregate rate curve (ServeGen 10-min CSV)")
+    add_scenario_arguments(p)
+    p.add_argument("--json", action="store_true", help="one JSON line")
+    p.add_argument("--plot", type=Path, help="write a PNG of load, replicas and TTFT p95")
+    return p
+
+
+def add_scenario_arguments(p: argparse.ArgumentParser) -> None:
+    """The scenario's and Tidegate's options (``--trace`` and ``--rates`` are the caller's:
+    ``bench/autoscale.py`` gives them defaults); :func:`replay_settings` reads them."""
     p.add_argument("--day", type=int, default=10, help="day of the rate curve (default 10)")
     p.add_argument("--hours", type=float, default=24.0)
     p.add_argument("--peak-rps", type=float, default=160.0, help="rate curve scaled to this")
@@ -67,33 +76,36 @@ def parser() -> argparse.ArgumentParser:
         help="tidegate: keep the capacity per replica at its prior instead of learning it",
     )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", action="store_true", help="one JSON line")
-    p.add_argument("--plot", type=Path, help="write a PNG of load, replicas and TTFT p95")
-    return p
+
+
+def replay_settings(args: argparse.Namespace) -> ReplaySettings:
+    """Settings from arguments added by :func:`add_scenario_arguments` (raises
+    ``ValidationError`` on bad values)."""
+    return ReplaySettings(
+        trace=args.trace,
+        rates=args.rates,
+        day=args.day,
+        hours=args.hours,
+        peak_rps=args.peak_rps,
+        time_scale=args.time_scale,
+        speedup=args.speedup,
+        limit=args.limit,
+        profile=args.profile,
+        ttft_slo_s=args.ttft_slo,
+        itl_slo_s=args.itl_slo,
+        slo_objective=args.slo_objective,
+        capacity_rps=args.capacity_rps,
+        spot_fallback_after_s=args.spot_fallback_after,
+        learn_capacity=not args.no_learn,
+        seed=args.seed,
+    )
 
 
 def main(argv: Sequence[str]) -> int:
     args = parser().parse_args(list(argv))
     try:
         pools = parse_pools(args.pools)
-        settings = ReplaySettings(
-            trace=args.trace,
-            rates=args.rates,
-            day=args.day,
-            hours=args.hours,
-            peak_rps=args.peak_rps,
-            time_scale=args.time_scale,
-            speedup=args.speedup,
-            limit=args.limit,
-            profile=args.profile,
-            ttft_slo_s=args.ttft_slo,
-            itl_slo_s=args.itl_slo,
-            slo_objective=args.slo_objective,
-            capacity_rps=args.capacity_rps,
-            spot_fallback_after_s=args.spot_fallback_after,
-            learn_capacity=not args.no_learn,
-            seed=args.seed,
-        )
+        settings = replay_settings(args)
         builtin_registry().get(settings.profile)
         workload = Workload(settings)
     except (PoolsError, ProfileError, ValidationError, OSError, ValueError, KeyError) as error:
