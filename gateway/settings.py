@@ -183,9 +183,9 @@ class AdmissionSettings(_Section):
     @model_validator(mode="after")
     def _headroom_for_known_priorities(self) -> AdmissionSettings:
         values = set(self.priorities.values())
+        known = ", ".join(f"{n}={v}" for n, v in sorted(self.priorities.items()))
         for priority, extra in self.priority_headroom.items():
             if priority not in values:
-                known = ", ".join(f"{n}={v}" for n, v in sorted(self.priorities.items()))
                 raise ValueError(
                     f"priority_headroom names priority {priority}, which is not a value of "
                     f"admission.priorities ({known}); key it by one of those values"
@@ -196,7 +196,6 @@ class AdmissionSettings(_Section):
                 )
         slots_only = self.slots_only_at_or_above
         if slots_only is not None and slots_only not in values:
-            known = ", ".join(f"{n}={v}" for n, v in sorted(self.priorities.items()))
             raise ValueError(
                 f"slots_only_at_or_above is {slots_only}, which is not a value of "
                 f"admission.priorities ({known})"
