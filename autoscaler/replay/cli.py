@@ -50,6 +50,12 @@ def add_scenario_arguments(p: argparse.ArgumentParser) -> None:
     ``bench/autoscale.py`` gives them defaults); :func:`replay_settings` reads them."""
     p.add_argument("--day", type=int, default=10, help="day of the rate curve (default 10)")
     p.add_argument("--hours", type=float, default=24.0)
+    p.add_argument(
+        "--warmup-hours",
+        type=float,
+        default=2.0,
+        help="with --rates: hours of the day before, replayed first and left out of the results",
+    )
     p.add_argument("--peak-rps", type=float, default=160.0, help="rate curve scaled to this")
     p.add_argument("--time-scale", type=float, default=24.0, help="scenario s per virtual s")
     p.add_argument("--speedup", type=float, default=1.0, help="trace replay without --rates")
@@ -86,6 +92,7 @@ def replay_settings(args: argparse.Namespace) -> ReplaySettings:
         rates=args.rates,
         day=args.day,
         hours=args.hours,
+        warmup_hours=args.warmup_hours,
         peak_rps=args.peak_rps,
         time_scale=args.time_scale,
         speedup=args.speedup,

@@ -14,6 +14,10 @@ Pure: the caller passes the time (seconds of the scenario's clock) and gets even
 (``ready``, ``drain``, ``notice``, ``gone``), which the replay turns into engines joining and
 leaving the router. Randomness (individual preemptions) comes from a seeded generator per
 pool; mass preemptions and capacity windows come from a :class:`SpotMarket`.
+
+A replay may start with a warm-up (each policy settles into its own fleet before the
+measured window): scaling actions and preemptions count from ``count_from``, and the
+bill is asked for the measured window only.
 """
 
 from __future__ import annotations
@@ -90,8 +94,16 @@ class PoolStatus:
 
 
 class ClusterModel:
-    def __init__(self, pools: Sequence[PoolSpec], market: SpotMarket, *, seed: int = 0) -> None:
+    def __init__(
+        self,
+        pools: Sequence[PoolSpec],
+        market: SpotMarket,
+        *,
+        seed: int = 0,
+        count_from: float = 0.0,
+    ) -> None:
         self.specs = {p.name: p for p in pools}
+        self.count_from = count_from
         self.market = market
         self.desired = {p.name: 0 for p in pools}
         self.replicas: dict[str, Replica] = {}
@@ -128,7 +140,8 @@ class ClusterModel:
         count = max(0, count)
         if count == self.desired[pool]:
             return []
-        self.actions[pool] += 1
+        if now >= self.count_from:
+            self.actions[pool] += 1
         self.desired[pool] = count
         return self._reconcile(pool, now)
 
@@ -179,19 +192,20 @@ class ClusterModel:
             )
         return tuple(out)
 
-    def replica_seconds(self, until: float) -> dict[str, float]:
-        """Node-seconds per pool up to ``until``, launch (provisioning included) to gone."""
+    def replica_seconds(self, until: float, since: float = 0.0) -> dict[str, float]:
+        """Node-seconds per pool between ``since`` and ``until``, launch (provisioning
+        included) to gone."""
         seconds = dict.fromkeys(self.specs, 0.0)
         for r in [*self.replicas.values(), *self.departed]:
             if r.launched_at is not None and r.launched_at < until:
                 end = until if r.gone_at is None else min(r.gone_at, until)
-                seconds[r.pool] += max(0.0, end - r.launched_at)
+                seconds[r.pool] += max(0.0, end - max(since, r.launched_at))
         return seconds
 
-    def cost(self, until: float) -> dict[str, float]:
+    def cost(self, until: float, since: float = 0.0) -> dict[str, float]:
         return {
             pool: s / 3600.0 * self.specs[pool].price_per_hour
-            for pool, s in self.replica_seconds(until).items()
+            for pool, s in self.replica_seconds(until, since).items()
         }
 
     # -- mechanics -----------------------------------------------------------------------
@@ -255,7 +269,8 @@ class ClusterModel:
 
     def _notice(self, replica: Replica, at: float) -> list[ClusterEvent]:
         replica.phase = Phase.NOTICED
-        self.preemptions += 1
+        if at >= self.count_from:
+            self.preemptions += 1
         self._notices[replica.pool].append(at)
         self._timer(at + self.specs[replica.pool].notice_s, "gone", replica.id)
         event = ClusterEvent(at, "notice", replica.id, replica.pool)
@@ -268,7 +283,8 @@ class ClusterModel:
         )
         if not nodes:
             return []
-        self.mass_preemptions += 1
+        if at >= self.count_from:
+            self.mass_preemptions += 1
         share = self.specs[pool].mass_preemption_share
         hit = self._rng[pool].sample(nodes, math.ceil(share * len(nodes)))
         events: list[ClusterEvent] = []

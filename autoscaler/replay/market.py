@@ -40,6 +40,16 @@ class SpotMarket:
                 return end
         return at
 
+    def shifted(self, offset_s: float) -> SpotMarket:
+        """The same market ``offset_s`` later (a replay that starts with a warm-up)."""
+        return SpotMarket(
+            tuple((t + offset_s, pool) for t, pool in self.mass_preemptions),
+            {
+                pool: tuple((a + offset_s, b + offset_s) for a, b in windows)
+                for pool, windows in self.unavailable.items()
+            },
+        )
+
     def window_ends(self) -> list[tuple[float, str]]:
         return sorted((end, pool) for pool, ws in self.unavailable.items() for _, end in ws)
 

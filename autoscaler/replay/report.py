@@ -2,11 +2,12 @@
 pool, scaling actions; as one JSON line or a table row.
 
 SLO attainment is the share of all requests (lost and abandoned ones count as misses) whose
-TTFT, from
-their first arrival at the gateway (retries included), and mean inter-token latency are
-both within target. Cost is node-hours times price, from node launch (provisioning
-included) to its end, up to the end of the scenario. Goodput is the output tokens of the
-requests within SLO, per dollar.
+TTFT, from their first arrival at the gateway (retries included), and mean inter-token
+latency are both within target. Cost is node-hours times price, from node launch
+(provisioning included) to its end, up to the end of the scenario. Goodput is the output
+tokens of the requests within SLO, per dollar. A warm-up before the measured window counts
+for nothing: its requests, node-hours, actions and samples are left out, and times are
+reported from the end of the warm-up.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ class ReplayResult:
     time_scale: float
     capacity_rps: float
     cpu_s: float = 0.0
+    warmup_hours: float = 0.0
+    """Replayed before the measured window and left out of every figure."""
     outcomes: list[Outcome] = field(default_factory=list, repr=False, compare=False)
     samples: list[Sample] = field(default_factory=list, repr=False, compare=False)
 
@@ -73,15 +76,23 @@ def summarize(
     time_scale: float,
     capacity_rps: float,
     cpu_s: float = 0.0,
+    warmup_s: float = 0.0,
 ) -> ReplayResult:
-    outcomes = run.outcomes
+    """``horizon_s`` and ``warmup_s`` are scenario seconds from the start of the replay."""
+    offset = warmup_s / time_scale
+    outcomes = [
+        dataclasses.replace(o, arrival_s=o.arrival_s - offset)
+        for o in run.outcomes
+        if o.arrival_s >= offset
+    ]
+    samples = [dataclasses.replace(s, at=s.at - warmup_s) for s in run.samples if s.at >= warmup_s]
     served = [o for o in outcomes if o.fate == "served"]
     ttft_ok = [o.ttft_s <= slo.ttft_p95_s for o in outcomes]
     itl_ok = [o.itl_s <= slo.itl_p95_s for o in outcomes]
     total = max(1, len(outcomes))
     met = [a and b for a, b in zip(ttft_ok, itl_ok, strict=True)]
     good_tokens = sum(o.generated for o, ok in zip(outcomes, met, strict=True) if ok)
-    cost_by_pool = cluster.cost(horizon_s)
+    cost_by_pool = cluster.cost(horizon_s, since=warmup_s)
     cost = sum(cost_by_pool.values())
     ttfts = sorted(o.ttft_s for o in served)
     itls = sorted(o.itl_s for o in served)
@@ -103,18 +114,21 @@ def summarize(
         itl_p95_s=quantile(itls, 0.95),
         cost=cost,
         cost_by_pool=cost_by_pool,
-        replica_hours={p: s / 3600.0 for p, s in cluster.replica_seconds(horizon_s).items()},
+        replica_hours={
+            p: s / 3600.0 for p, s in cluster.replica_seconds(horizon_s, warmup_s).items()
+        },
         scaling_actions=sum(cluster.actions.values()),
         scaling_actions_by_pool=dict(cluster.actions),
         preemptions=cluster.preemptions,
         mass_preemptions=cluster.mass_preemptions,
         goodput_tokens_per_dollar=good_tokens / cost if cost > 0 else 0.0,
-        scenario_hours=horizon_s / 3600.0,
+        scenario_hours=(horizon_s - warmup_s) / 3600.0,
         time_scale=time_scale,
         capacity_rps=capacity_rps,
         cpu_s=cpu_s,
+        warmup_hours=warmup_s / 3600.0,
         outcomes=outcomes,
-        samples=run.samples,
+        samples=samples,
     )
 
 

@@ -46,8 +46,9 @@ aims at 70% of what a replica can hold; here, of its in-flight count at the SLO 
 
 class ReplaySettings(BaseModel):
     """A what-if's inputs. With ``rates``, arrivals follow that day of the rate curve
-    (scaled to ``peak_rps``, compressed ``time_scale`` times) with lengths from ``trace``;
-    without, the trace's own arrivals replay (``speedup`` faster)."""
+    (scaled so the day peaks at ``peak_rps``, compressed ``time_scale`` times) with lengths
+    from ``trace``, after ``warmup_hours`` of the day before; without, the trace's own
+    arrivals replay (``speedup`` faster)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -55,6 +56,12 @@ class ReplaySettings(BaseModel):
     rates: Path | None = None
     day: int = Field(default=10, ge=0)
     hours: float = Field(default=24.0, gt=0)
+    warmup_hours: float = Field(
+        default=2.0,
+        ge=0,
+        description="with rates: hours before the day replayed so every policy starts the "
+        "day in its own steady state, not in the same cold fleet; left out of the results",
+    )
     peak_rps: float = Field(default=160.0, gt=0)
     time_scale: float = Field(default=24.0, gt=0, description="scenario s per virtual s")
     speedup: float = Field(default=1.0, gt=0)
@@ -95,14 +102,19 @@ class Workload:
     def __init__(self, settings: ReplaySettings) -> None:
         self.lengths = read_lengths(settings.trace)
         k = settings.scale
+        self.warmup_s = 0.0
+        """Scenario seconds replayed before the measured window."""
         if settings.rates is not None:
-            curve = read_rate_curve(settings.rates, settings.day, settings.hours)
-            curve = curve.scaled_to_peak(settings.peak_rps)
-            self.horizon_s = settings.hours * 3600.0
+            day = read_rate_curve(settings.rates, settings.day, settings.hours)
+            self.warmup_s = settings.warmup_hours * 3600.0
+            curve = read_rate_curve(
+                settings.rates, settings.day, settings.hours, lead_hours=settings.warmup_hours
+            ).scaled(settings.peak_rps / day.peak)
+            self.horizon_s = self.warmup_s + settings.hours * 3600.0
             self.requests = curve_arrivals(
                 curve, self.lengths, duration_s=self.horizon_s, time_scale=k, seed=settings.seed
             )
-            self.peak_rps = curve.peak
+            self.peak_rps = settings.peak_rps
             self.start_rps = curve.at(0.0)
         else:
             self.requests = read_trace(
@@ -164,8 +176,10 @@ def replay_policy(
     cap: Capacity,
 ) -> ReplayResult:
     k = settings.scale
-    market = draw_market(pools, workload.horizon_s, settings.seed)
-    cluster = ClusterModel(pools, market, seed=settings.seed)
+    # The market is drawn for the measured window, so a warm-up leaves it unchanged.
+    warmup = workload.warmup_s
+    market = draw_market(pools, workload.horizon_s - warmup, settings.seed).shifted(warmup)
+    cluster = ClusterModel(pools, market, seed=settings.seed, count_from=warmup)
     policy = build_policy(name, cluster.status(0.0), cap, workload.peak_rps, settings)
     profile = builtin_registry().get(settings.profile)
     route = ElasticRoute(build_router(SchedulerSettings()), seed=settings.seed)
@@ -182,6 +196,7 @@ def replay_policy(
         signal_window_s=settings.signal_window_s,
         sample_s=settings.sample_s,
         slo_targets=(settings.ttft_slo_s, settings.itl_slo_s),
+        measure_from_s=warmup,
     )
     return summarize(
         name,
@@ -192,4 +207,5 @@ def replay_policy(
         time_scale=k,
         capacity_rps=cap.rps,
         cpu_s=time.process_time() - started,
+        warmup_s=warmup,
     )

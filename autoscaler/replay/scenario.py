@@ -51,20 +51,26 @@ class RateCurve:
         return sum(self.rates) / len(self.rates)
 
     def scaled_to_peak(self, peak_rps: float) -> RateCurve:
-        factor = peak_rps / self.peak
+        return self.scaled(peak_rps / self.peak)
+
+    def scaled(self, factor: float) -> RateCurve:
         return RateCurve(self.times, tuple(r * factor for r in self.rates))
 
 
-def read_rate_curve(path: str | Path, day: int, hours: float = 24.0) -> RateCurve:
-    """``hours`` from 00:00 of ``day`` of a ServeGen aggregate CSV; ``gap`` rows (collection
-    gaps) are skipped, so the curve runs straight across them."""
-    start = day * DAY_S
+def read_rate_curve(
+    path: str | Path, day: int, hours: float = 24.0, *, lead_hours: float = 0.0
+) -> RateCurve:
+    """``hours`` from 00:00 of ``day`` of a ServeGen aggregate CSV, preceded by
+    ``lead_hours`` of the day before; times count from the start of the lead. ``gap`` rows
+    (collection gaps) are skipped, so the curve runs straight across them."""
+    start = day * DAY_S - lead_hours * 3600
+    end = day * DAY_S + hours * 3600
     times: list[float] = []
     rates: list[float] = []
     with open(path, newline="") as handle:
         for row in csv.DictReader(handle):
             window = float(row["window_start_s"])
-            if not start <= window < start + hours * 3600 or row.get("gap", "0") == "1":
+            if not start <= window < end or row.get("gap", "0") == "1":
                 continue
             times.append(window - start + float(row["window_s"]) / 2)
             rates.append(float(row["total_rate_rps"]))

@@ -78,10 +78,14 @@ def run_whatif(
     sample_s: float = 300.0,
     abandon_after_s: float = 60.0,
     slo_targets: tuple[float, float] | None = None,
+    measure_from_s: float = 0.0,
 ) -> WhatIfRun:
     """Replay ``requests`` (virtual seconds, sorted) for ``horizon_s`` scenario seconds.
-    ``slo_targets`` (TTFT, ITL) lets the signals report the share of requests missing them."""
+    ``slo_targets`` (TTFT, ITL) lets the signals report the share of requests missing them.
+    Retries and rejections count for requests arriving from ``measure_from_s`` (scenario
+    seconds; what comes before is a warm-up); outcomes and samples are all kept."""
     k = time_scale
+    measured_from = measure_from_s / k
     run = WhatIfRun()
     signals = SignalWindow(signal_window_s / k, slo_targets)
     engines: dict[str, VirtualEngine] = {}
@@ -106,7 +110,7 @@ def run_whatif(
             return
         engine = engines[replica]
         if not engine.accepts(request):
-            run.rejected += 1
+            run.rejected += request.arrival_s >= measured_from
             where.pop(rid, None)
             return
         engine.submit(request, now)
@@ -158,8 +162,9 @@ def run_whatif(
         engine, mine = engines[replica], in_flight[replica]
         for rid in [rid for rid in mine if rid not in started]:
             engine.core.abort_request(rid, now)
-            run.retried += 1
-            dispatch(mine.pop(rid), now)
+            request = mine.pop(rid)
+            run.retried += request.arrival_s >= measured_from
+            dispatch(request, now)
 
     def abandon(now: float) -> None:
         oldest = now - abandon_after_s

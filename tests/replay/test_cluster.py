@@ -178,3 +178,21 @@ def test_pools_from_presets_and_inline_yaml(spec, names):
 def test_bad_pools_are_refused(spec):
     with pytest.raises(ValueError):
         parse_pools(spec)
+
+
+def test_a_warm_up_counts_no_actions_preemptions_or_node_hours():
+    spot = spot_pool().model_copy(update={"mass_preemptions_at": (500.0,)})
+    market = draw_market([spot], 1_000.0, seed=1).shifted(1_000.0)
+    assert [at for at, _ in market.mass_preemptions] == [1_500.0]
+    assert not market.available("spot", 1_500.0) and market.available("spot", 400.0)
+    c = ClusterModel([spot], market, seed=1, count_from=1_000.0)
+    c.warm_start({"spot": 2}, 0.0)
+    c.set_desired("spot", 3, 600.0)  # during the warm-up: not an action
+    c.set_desired("spot", 4, 1_200.0)
+    assert c.actions == {"spot": 1}
+    hours = c.replica_seconds(3_600.0, since=1_000.0)["spot"]
+    assert hours < c.replica_seconds(3_600.0)["spot"]
+    assert hours == pytest.approx(2 * 2_600.0 + min(2_600.0, 3_600.0 - 600.0) + 2_400.0)
+    assert c.cost(3_600.0, since=1_000.0)["spot"] == pytest.approx(
+        hours / 3600 * spot.price_per_hour
+    )

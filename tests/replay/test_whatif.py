@@ -189,3 +189,36 @@ def test_tidegate_learns_capacity_unless_told_not_to(trace, learn):
     policy = build_policy("tidegate", status, Capacity(5.0, 20.0), 10.0, settings)
     assert isinstance(policy, TidegatePolicy) and policy.learning.enabled is learn
     assert policy.slo.objective == 0.99  # learning judges the miss share against 1%
+
+
+def test_a_warm_up_replays_the_day_before_and_counts_only_the_day(trace, tmp_path):
+    # The last hour of day 0 runs at twice the rate of day 1's first hour.
+    rows = ["window_start_s,window_s,total_rate_rps,gap"]
+    rows += [f"{82_800 + 600 * i},600,2.0,0" for i in range(6)]
+    rows += [f"{86_400 + 600 * i},600,1.0,0" for i in range(6)]
+    rates = tmp_path / "rates.csv"
+    rates.write_text("\n".join(rows) + "\n")
+    common = dict(trace=trace, rates=rates, day=1, hours=1.0, peak_rps=4.0, time_scale=60.0, seed=3)
+    cold = ReplaySettings(**common, warmup_hours=0.0, capacity_rps=5.0, concurrency=20.0)
+    warm = ReplaySettings(**common, warmup_hours=1.0, capacity_rps=5.0, concurrency=20.0)
+    cold_load, warm_load = Workload(cold), Workload(warm)
+    assert warm_load.warmup_s == 3600.0 and warm_load.horizon_s == 7200.0
+    assert warm_load.peak_rps == 4.0 and warm_load.start_rps == pytest.approx(8.0)
+    measured = [r for r in warm_load.requests if r.arrival_s * 60.0 >= 3600.0]
+    # the day's rate (4/s over 60 virtual s), the warm-up's twice that
+    assert len(measured) == pytest.approx(240, rel=0.2)
+    assert len(warm_load.requests) - len(measured) == pytest.approx(480, rel=0.2)
+    results = {}
+    for name, settings, workload in (("cold", cold, cold_load), ("warm", warm, warm_load)):
+        results[name] = replay_policy(
+            "static", parse_pools("on-demand"), settings, workload, capacity(settings, workload)
+        )
+    result = results["warm"]
+    assert result.requests == len(measured) and result.scenario_hours == 1.0
+    assert result.warmup_hours == 1.0
+    assert min(o.arrival_s for o in result.outcomes) >= 0.0
+    assert max(o.arrival_s for o in result.outcomes) <= 60.0
+    assert result.samples[0].at == pytest.approx(0.0, abs=1e-6)
+    # the same static fleet, billed for the measured hour only
+    assert result.cost == pytest.approx(results["cold"].cost, rel=0.01)
+    assert json.loads(result.to_json())["warmup_hours"] == 1.0
