@@ -3,8 +3,10 @@ is turned away at once.
 
 Pure and synchronous: the gateway's adapter (``gateway/admission.py``) owns the waiting
 and the clock. Saturation is a number (>= 1 means full), computed from each worker's queue
-and KV use; a worker whose data is stale counts as full. The queue is ordered by priority,
-then shared round-robin between tenants, then first come first served. A request is shed
+and KV use, and optionally from the prompt tokens this gateway has sent it that have not
+yet had their first token back (its prefill backlog, known live); a worker whose data is
+stale counts as full. The queue is ordered by priority, then shared round-robin between
+tenants, then first come first served. A request is shed
 (429 with Retry-After) when the queue is full, when it is sheddable and the pool is full,
 or when its predicted wait alone would break the TTFT SLO.
 """
@@ -35,10 +37,21 @@ class SaturationPolicy:
     ``max_num_seqs`` leaves it free slots that urgent requests take at once."""
     slots_only_at_or_above: int | None = None
     """Requests of at least this priority are admitted on free slots alone (our in-flight
-    count against ``max_running`` plus their headroom), whatever the engines' queues and
-    KV use: engines scheduling by priority put them ahead of everything those measure."""
+    count against ``max_running`` plus their headroom, and ``max_prefill_tokens`` if set),
+    whatever the engines' queues and KV use: engines scheduling by priority put them ahead
+    of everything those measure."""
     slots_only: bool = False
     """Set by :meth:`for_priority` for such a request."""
+    max_prefill_tokens: int | None = None
+    """Prompt tokens a worker may have waiting for their first token (sent by us, no first
+    token back yet) before it counts as full, for every priority. An engine prefills that
+    backlog in the steps it runs next, so bounding it bounds how long those steps are: the
+    step an urgent request waits out on arrival and the step it is prefilled in stay
+    short. Unlike the engine's queue, the gateway knows this number live."""
+
+    def __post_init__(self) -> None:
+        if self.max_prefill_tokens is not None and self.max_prefill_tokens < 1:
+            raise ValueError(f"max_prefill_tokens is {self.max_prefill_tokens}; it must be >= 1")
 
     def for_priority(self, priority: int) -> SaturationPolicy:
         """The policy a request of ``priority`` is admitted under."""
@@ -52,6 +65,13 @@ class SaturationPolicy:
         return replace(self, max_running=running, priority_headroom=(), slots_only=slots_only)
 
 
+def prefill_saturation(prefill_tokens: int, policy: SaturationPolicy) -> float:
+    """How full a worker's prefill backlog is (0 when the policy sets no bound)."""
+    if policy.max_prefill_tokens is None:
+        return 0.0
+    return prefill_tokens / policy.max_prefill_tokens
+
+
 def endpoint_saturation(
     endpoint: Endpoint,
     model: str,
@@ -59,17 +79,20 @@ def endpoint_saturation(
     now: float,
     max_age_s: float,
     policy: SaturationPolicy,
+    prefill_tokens: int = 0,
 ) -> float:
     if not endpoint.fresh(now, max_age_s):
         return math.inf
+    backlog = prefill_saturation(prefill_tokens, policy)
     if policy.slots_only:
-        return in_flight / policy.max_running if policy.max_running else 0.0
+        slots = in_flight / policy.max_running if policy.max_running else 0.0
+        return max(slots, backlog)
     stats = endpoint.stats.get(model)
     waiting = stats.waiting if stats is not None else 0.0
     kv = stats.kv_cache_usage if stats is not None else 0.0
     if policy.max_running is not None:
         waiting = max(waiting, in_flight - policy.max_running)
-    return max(waiting / policy.queue_threshold, kv / policy.kv_threshold)
+    return max(waiting / policy.queue_threshold, kv / policy.kv_threshold, backlog)
 
 
 def pool_saturation(
@@ -79,13 +102,22 @@ def pool_saturation(
     now: float,
     max_age_s: float,
     policy: SaturationPolicy,
+    prefill_tokens: Mapping[str, int] | None = None,
 ) -> float:
-    """The least saturated worker serving the model: the pool has room while any does."""
+    """The least saturated worker serving the model: the pool has room while any does.
+    ``prefill_tokens``: per worker, the prompt tokens sent that have no first token yet."""
+    backlog = prefill_tokens or {}
     best = math.inf
     for endpoint in snapshot.endpoints:
         if model in endpoint.models:
             value = endpoint_saturation(
-                endpoint, model, in_flight.get(endpoint.url, 0), now, max_age_s, policy
+                endpoint,
+                model,
+                in_flight.get(endpoint.url, 0),
+                now,
+                max_age_s,
+                policy,
+                backlog.get(endpoint.url, 0),
             )
             best = min(best, value)
     return best
