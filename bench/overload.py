@@ -13,6 +13,11 @@ Prints one JSON line per run: goodput (requests/s meeting the TTFT SLO) as a sha
 capacity, TTFT p99 of all and of critical requests against the unloaded ones, and sheds.
 
     python bench/overload.py --engine-priority [--overload 3] [--max-running 224]
+        [--max-prefill-tokens 1024]
+
+``--max-prefill-tokens`` bounds each worker's prefill backlog (prompt tokens sent to it
+that have no first token yet) in the admission run: the gate holds requests while every
+worker is over it, and routing skips the workers that are.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from autoscaler.replay.fleet import GatewayRoute
-from autoscaler.replay.gated import GatedRequest, run_gated
+from autoscaler.replay.gated import GatedRequest, RoomRouter, run_gated
 from scheduler.admission import AdmissionQueue, SaturationPolicy
 from scheduler.config import SchedulerSettings, build_router
 from workers.sim.engine_config import EngineConfig
@@ -76,12 +81,13 @@ def run(
     )
     config = config.model_copy(update={"max_num_batched_tokens": args.max_num_batched_tokens})
     engines = [VirtualEngine(profile, config) for _ in range(args.workers)]
-    route = GatewayRoute(build_router(SchedulerSettings()), args.workers)
+    route = GatewayRoute(RoomRouter(build_router(SchedulerSettings())), args.workers)
     policy = SaturationPolicy(
         queue_threshold=args.queue_threshold,
         max_running=args.max_running,
         priority_headroom=((CRITICAL, args.critical_headroom),),
         slots_only_at_or_above=CRITICAL if args.critical_slots_only else None,
+        max_prefill_tokens=args.max_prefill_tokens,
     )
     if not admission:  # a gate that never closes
         policy = SaturationPolicy(queue_threshold=1e12, kv_threshold=1e12)
@@ -136,6 +142,12 @@ def main() -> None:
         "--critical-slots-only",
         action="store_true",
         help="admit critical requests on free slots alone (with --engine-priority)",
+    )
+    parser.add_argument(
+        "--max-prefill-tokens",
+        type=int,
+        default=None,
+        help="per worker, prompt tokens sent without a first token back that fill it",
     )
     parser.add_argument("--queue-threshold", type=float, default=1.0)
     parser.add_argument("--shed-wait", type=float, default=1.0, help="predicted wait that sheds")

@@ -9,18 +9,35 @@ requests are released, best priority first with tenants served in turn, whenever
 has room again for the first of them (after completions and probe refreshes). Each request
 reaches its engine with its priority (:func:`~scheduler.admission.engine_priority`), which
 an engine run with the ``priority`` scheduling policy honours.
+
+With ``SaturationPolicy.max_prefill_tokens`` set, the gate also counts each worker's
+prefill backlog (the prompt tokens sent to it whose first token has not come back, as a
+streaming gateway sees them) and routing sees only the workers under that bound: the
+route's router must be a :class:`RoomRouter`, which passes the others to it as
+``RoutingContext.exclude``, as the gateway's proxy would. The replay's route reports the
+pool's saturation without the backlog, so a request is let in while some worker has room
+by the other measures and some worker, not necessarily the same, has room in its backlog.
 """
 
 from __future__ import annotations
 
 import heapq
+import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from autoscaler.replay.fleet import GatewayRoute
-from scheduler.admission import AdmissionQueue, SaturationPolicy, Ticket, engine_priority
+from autoscaler.replay.fleet import GatewayRoute, RoutesRequests
+from scheduler.admission import (
+    AdmissionQueue,
+    SaturationPolicy,
+    Ticket,
+    engine_priority,
+    prefill_saturation,
+)
+from scheduler.framework import Decision, RoutingContext
 from workers.sim.engine import RequestRecord
 from workers.sim.replay import ReplayRequest, VirtualEngine
+from workers.sim.sequence import Step
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +53,22 @@ class GatedReport:
     shed: list[tuple[GatedRequest, str, float]] = field(default_factory=list)
     """(request, reason, seconds from arrival to the 429)."""
     priority_of: dict[str, int] = field(default_factory=dict)
+
+
+class RoomRouter:
+    """Routes only to workers the gate found room on: the others (by engine index, which
+    is their order in the route's snapshot) go to the wrapped router as excluded."""
+
+    def __init__(self, router: RoutesRequests) -> None:
+        self.router = router
+        self.full: frozenset[int] = frozenset()
+
+    def route(self, ctx: RoutingContext, rng: random.Random) -> Decision:
+        if self.full:
+            endpoints = ctx.snapshot.endpoints
+            urls = {endpoints[i].url for i in self.full if i < len(endpoints)}
+            ctx = replace(ctx, exclude=frozenset(ctx.exclude) | urls)
+        return self.router.route(ctx, rng)
 
 
 def run_gated(
@@ -56,20 +89,46 @@ def run_gated(
     inf = float("inf")
 
     policies: dict[int, SaturationPolicy] = {}
+    rooms = route.router if isinstance(route.router, RoomRouter) else None
+    if policy.max_prefill_tokens is not None and rooms is None:
+        raise ValueError("max_prefill_tokens needs the route's router to be a RoomRouter")
+    # Per engine: prompt tokens of the requests sent there that have no first token yet.
+    prefilling: list[dict[str, int]] = [{} for _ in engines]
+    backlog = [0] * len(engines)
 
-    def saturated(now: float, priority: int) -> bool:
+    def rule_for(priority: int) -> SaturationPolicy:
         rule = policies.get(priority)
         if rule is None:
             rule = policies[priority] = policy.for_priority(priority)
+        return rule
+
+    def backlog_full(rule: SaturationPolicy) -> frozenset[int]:
+        return frozenset(i for i, t in enumerate(backlog) if prefill_saturation(t, rule) >= 1.0)
+
+    def saturated(now: float, priority: int) -> bool:
+        rule = rule_for(priority)
+        if len(backlog_full(rule)) == len(engines):
+            return True
         return route.saturation([e.core.snapshot() for e in engines], now, rule) >= 1.0
 
     def dispatch(gated: GatedRequest, now: float, touched: set[int]) -> None:
         request = gated.request
+        if rooms is not None:
+            rooms.full = backlog_full(rule_for(gated.priority))
         index = route(request, [e.core.snapshot() for e in engines])
         if engines[index].accepts(request):
             engines[index].submit(request, now, priority=engine_priority(gated.priority))
             report.priority_of[request.request_id] = gated.priority
+            prefilling[index][request.request_id] = request.prompt_tokens
+            backlog[index] += request.prompt_tokens
             touched.add(index)
+
+    def first_tokens(index: int, step: Step) -> None:
+        """The step's requests that sampled their first token leave the backlog."""
+        waiting = prefilling[index]
+        for seq, _ in step.scheduled:
+            if seq.first_token_at is not None and seq.rid in waiting:
+                backlog[index] -= waiting.pop(seq.rid)
 
     while i < n or ends or held:
         next_arrival = arrivals[i].request.arrival_s if i < n else inf
@@ -81,7 +140,10 @@ def run_gated(
             index = heapq.heappop(ends)[2]
             engine = engines[index]
             done = len(engine.records)
+            step = engine.step
             engine.finish_step()
+            if step is not None:
+                first_tokens(index, step)
             finished = engine.records[done:]
             route.finished(index, finished)
             for _ in finished:
