@@ -35,7 +35,26 @@ _LATENCY_BUCKETS = (
     80.0,
     160.0,
 )
-_ITL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 1.0, 2.5)
+# 10 ms steps where inter-token targets sit, so a target there is a bound and the share of
+# requests over it is exact (the autoscaler's miss share).
+_ITL_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.02,
+    0.03,
+    0.04,
+    0.05,
+    0.06,
+    0.08,
+    0.1,
+    0.15,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+)
 _DEPTH_BUCKETS = (0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
 
@@ -65,6 +84,14 @@ class GatewayMetrics:
         self._itl = Histogram(
             "tidegate_inter_token_latency_seconds",
             "Time between streamed events (a chunk's gap shared among the events it carries).",
+            ["model"],
+            buckets=_ITL_BUCKETS,
+            registry=registry,
+        )
+        self._tpot = Histogram(
+            "tidegate_time_per_output_token_seconds",
+            "Mean time between one request's streamed events after the first, observed when "
+            "its stream ends (what a per-request ITL target is about).",
             ["model"],
             buckets=_ITL_BUCKETS,
             registry=registry,
@@ -126,6 +153,9 @@ class GatewayMetrics:
         hist = self._child(self._itl, model)
         for _ in range(events):
             hist.observe(seconds)
+
+    def time_per_output_token(self, model: str, seconds: float) -> None:
+        self._child(self._tpot, model).observe(seconds)
 
     def usage(self, model: str, prompt_tokens: int, completion_tokens: int) -> None:
         self._child(self._prompt_tokens, model).inc(prompt_tokens)

@@ -227,6 +227,7 @@ class Proxy:
                 max_age_s=self._settings.discovery.stale_after_s,
                 exclude=tried,
                 in_flight_tokens=self._pool.in_flight_tokens,
+                gateway_replicas=self._settings.scheduler.gateway_replicas,
             )
             try:
                 decision = self._router.route(context, self._rng)
@@ -330,8 +331,9 @@ class Proxy:
         model, metrics, clock = request.model, self._metrics, self._clock
         await client.start(200, headers)
         ready, _ = tap.feed(first)
-        last = clock()
+        last = first_at = clock()
         metrics.first_token(model, last - started)
+        later_events = 0
         if ready:
             await client.body(ready, more=True)
         clean = False
@@ -348,7 +350,7 @@ class Proxy:
                     if events:
                         now = clock()
                         metrics.inter_token(model, (now - last) / events, events)
-                        last = now
+                        last, later_events = now, later_events + events
                         await client.body(ready, more=True)
         except TimeoutError:
             log.warning("stream from %s idle for %ss; closing it", response.url, self._idle_s)
@@ -356,6 +358,8 @@ class Proxy:
         except aiohttp.ClientPayloadError:
             log.warning("stream from %s broke off mid-way", response.url)
             await client.body(stream_error("The worker's stream broke off."), more=True)
+        if clean and later_events:
+            metrics.time_per_output_token(model, (last - first_at) / later_events)
         state["finishing"] = True
         await client.body(tap.flush(), more=False)
         self._account_usage(model, tap.usage)

@@ -82,6 +82,7 @@ class PoolSpec(_Camel):
 class SloSpec(_Camel):
     ttft_p95_seconds: float = Field(gt=0)
     itl_p95_seconds: float = Field(gt=0)
+    objective: float | None = Field(None, gt=0, lt=1)
 
 
 class SpotSpec(_Camel):
@@ -131,7 +132,11 @@ class ModelScalerSpec(_Camel):
         return self
 
     def slo_targets(self) -> Slo:
-        return Slo(ttft_p95_s=self.slo.ttft_p95_seconds, itl_p95_s=self.slo.itl_p95_seconds)
+        return Slo(
+            ttft_p95_s=self.slo.ttft_p95_seconds,
+            itl_p95_s=self.slo.itl_p95_seconds,
+            objective=self.slo.objective,
+        )
 
     def policy_behavior(self) -> Behavior:
         """The pipeline's bounds cover the model's pools together."""

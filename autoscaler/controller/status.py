@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from autoscaler.policy.pipeline import Observation
+from autoscaler.policy.learn import miss_share
+from autoscaler.policy.pipeline import Observation, Slo
 
 if TYPE_CHECKING:
     from autoscaler.controller.reconcile import Reconciled, ScalerObject, TargetState
@@ -83,8 +84,9 @@ def _number(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else round(value, 4)
 
 
-def observed(obs: Observation) -> Json:
-    return {
+def observed(obs: Observation, slo: Slo | None = None) -> Json:
+    """The signals; with an SLO that has an objective, the miss share it is judged by."""
+    out: Json = {
         "time": rfc3339(obs.at),
         "fresh": obs.fresh,
         "readyReplicas": obs.ready_replicas,
@@ -93,6 +95,9 @@ def observed(obs: Observation) -> Json:
         "itlP95Seconds": _number(obs.itl_p95_s),
         "queued": _number(obs.queued),
     }
+    if slo is not None and slo.objective is not None:
+        out["missShare"] = _number(miss_share(obs, slo))
+    return out
 
 
 def signal_condition(obs: Observation) -> Condition:
@@ -186,7 +191,7 @@ def build_status(
         "desiredReplicas": reconciled.plan.total,
         "readyReplicas": reconciled.ready_replicas,
         "pools": pools,
-        "observed": observed(obs),
+        "observed": observed(obs, scaler.spec.slo_targets()),
         "capacity": capacity_status(reconciled),
         "lastDecision": {
             "time": rfc3339(now),

@@ -27,7 +27,13 @@ class Observation:
     """Requests waiting: held by gateways plus vLLM's waiting queues."""
     fresh: bool = True
     miss_share: float | None = None
-    """Share of recent requests that missed the TTFT or the ITL target."""
+    """Share of recent requests that missed the TTFT or the ITL target, where the source
+    knows it (the what-if replay does)."""
+    ttft_buckets: tuple[tuple[float, float], ...] = ()
+    """The window's requests by TTFT, as cumulative (upper bound, count) histogram buckets
+    ending with ``inf``; empty where unknown. With ``itl_buckets`` (requests by their mean
+    inter-token latency) it gives the miss share against any target."""
+    itl_buckets: tuple[tuple[float, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

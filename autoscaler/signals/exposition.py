@@ -2,8 +2,8 @@
 
 Only the lines of the wanted series go to prometheus-client's parser (untyped, so sample
 names stay as written); a page holds many other families. Per model: requests answered
-(summed over routes and statuses), cumulative TTFT and ITL buckets, requests held by
-admission when the gateway exposes that.
+(summed over routes and statuses), cumulative TTFT, ITL and per-request mean ITL buckets,
+requests held by admission when the gateway exposes that.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from autoscaler.signals.source import HELD, ITL, REQUESTS, TTFT
+from autoscaler.signals.source import HELD, ITL, REQUESTS, TPOT, TTFT
 
-_WANTED = (REQUESTS, f"{TTFT}_bucket", f"{ITL}_bucket", HELD)
+_WANTED = (REQUESTS, f"{TTFT}_bucket", f"{ITL}_bucket", f"{TPOT}_bucket", HELD)
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +25,7 @@ class GatewayCounters:
     requests: dict[str, float] = field(default_factory=dict)
     ttft: dict[str, dict[float, float]] = field(default_factory=dict)
     itl: dict[str, dict[float, float]] = field(default_factory=dict)
+    tpot: dict[str, dict[float, float]] = field(default_factory=dict)
     held: dict[str, float] = field(default_factory=dict)
 
 
@@ -37,6 +38,7 @@ def parse_gateway_page(page: str) -> GatewayCounters:
     out = GatewayCounters()
     if not lines:
         return out
+    histograms = {f"{TTFT}_bucket": out.ttft, f"{ITL}_bucket": out.itl, f"{TPOT}_bucket": out.tpot}
     for family in text_string_to_metric_families("\n".join(lines) + "\n"):
         for sample in family.samples:
             model = sample.labels.get("model")
@@ -46,8 +48,8 @@ def parse_gateway_page(page: str) -> GatewayCounters:
                 out.requests[model] = out.requests.get(model, 0.0) + sample.value
             elif sample.name == HELD:
                 out.held[model] = out.held.get(model, 0.0) + sample.value
-            elif sample.name in {f"{TTFT}_bucket", f"{ITL}_bucket"} and "le" in sample.labels:
-                into = out.ttft if sample.name.startswith(TTFT) else out.itl
+            elif sample.name in histograms and "le" in sample.labels:
+                into = histograms[sample.name]
                 buckets = into.setdefault(model, {})
                 le = _bound(sample.labels["le"])
                 buckets[le] = buckets.get(le, 0.0) + sample.value

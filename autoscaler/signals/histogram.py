@@ -60,3 +60,26 @@ def quantile(q: float, buckets: Buckets) -> float | None:
             return lower + (le - lower) * (rank - below) / (count - below)
         lower, below = le, max(below, count)
     return None
+
+
+def share_above(x: float, buckets: Buckets) -> float | None:
+    """The share of observations above ``x`` in cumulative ``buckets``, interpolating
+    linearly inside the bucket ``x`` falls in as :func:`quantile` does (exact when ``x`` is
+    a bound); None with no observations or no ``+Inf`` bucket. Above the highest finite
+    bound only the ``+Inf`` bucket's own observations count."""
+    bounds = sorted(buckets)
+    if not bounds or bounds[-1] != math.inf:
+        return None
+    total = buckets[math.inf]
+    if total <= 0:
+        return None
+    lower, below = 0.0, 0.0
+    for le in bounds:
+        count = max(below, buckets[le])
+        if x < le:
+            if le == math.inf:
+                return (total - below) / total
+            at_or_below = below + (count - below) * max(0.0, x - lower) / (le - lower)
+            return (total - at_or_below) / total
+        lower, below = le, count
+    return (total - below) / total

@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 import aiohttp
 
 from autoscaler.policy.pipeline import Observation
-from autoscaler.signals.promql import QueryError, model_queries, scalar_of
+from autoscaler.signals.promql import QueryError, buckets_of, model_queries, scalar_of
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +60,12 @@ class PrometheusSource:
     async def _observe(self, model: str, ready: int, now: float, fresh: bool) -> Observation:
         q = model_queries(model, self._window_s)
         try:
-            arrival, ttft, itl, waiting, held = await asyncio.gather(
-                *(self._query(e) for e in (q.arrival, q.ttft, q.itl, q.waiting, q.held))
+            scalars = (q.arrival, q.ttft, q.itl, q.waiting, q.held)
+            answers = await asyncio.gather(
+                *(self._ask(e) for e in (*scalars, q.ttft_buckets, q.tpot_buckets))
             )
+            arrival, ttft, itl, waiting, held = (scalar_of(a) for a in answers[:5])
+            ttft_buckets, tpot_buckets = (buckets_of(a) for a in answers[5:])
         except QueryError as exc:
             log.warning("prometheus, model %s: %s", model, exc)
             return Observation(at=now, ready_replicas=ready, fresh=False)
@@ -74,9 +78,14 @@ class PrometheusSource:
             itl_p95_s=itl,
             queued=queued,
             fresh=fresh,
+            ttft_buckets=ttft_buckets,
+            itl_buckets=tpot_buckets,
         )
 
     async def _query(self, expr: str) -> float | None:
+        return scalar_of(await self._ask(expr))
+
+    async def _ask(self, expr: str) -> Any:
         if self._session is None:
             self._session = aiohttp.ClientSession()
         try:
@@ -86,7 +95,7 @@ class PrometheusSource:
                 answer = await response.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise QueryError(f"{expr}: {exc}") from exc
-        return scalar_of(answer)
+        return answer
 
     async def close(self) -> None:
         if self._session is not None and self._owns_session:

@@ -11,6 +11,8 @@ from autoscaler.policy.pipeline import Observation
 REQUESTS = "tidegate_requests_total"
 TTFT = "tidegate_time_to_first_token_seconds"
 ITL = "tidegate_inter_token_latency_seconds"
+TPOT = "tidegate_time_per_output_token_seconds"
+"""Requests by their mean inter-token latency (one observation per streamed request)."""
 HELD = "tidegate_admission_queued_requests"
 """Requests held by a gateway's admission control, per ``model`` (a gauge). Read when a
 gateway exposes it; until then the queue is vLLM's waiting requests alone."""

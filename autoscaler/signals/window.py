@@ -1,5 +1,6 @@
 """Signals from two scrapes of the same endpoints: rates from counter deltas, percentiles
-from bucket deltas, the queue from the latest gauges.
+and the window's histograms (TTFT and per-request mean ITL, from which the decision reads
+the share of requests over a target) from bucket deltas, the queue from the latest gauges.
 
 Pure: the scraping source keeps the scrapes and calls these. A rate needs a baseline
 scrape inside the window where the same gateways answered; a gateway that did not answer
@@ -49,6 +50,7 @@ def observe_model(
     requests = 0.0
     ttft: dict[float, float] = {}
     itl: dict[float, float] = {}
+    tpot: dict[float, float] = {}
     for url, now_counters in latest.gateways.items():
         then = baseline.gateways.get(url)
         if now_counters is None or then is None:
@@ -59,6 +61,7 @@ def observe_model(
         )
         add_buckets(ttft, bucket_delta(then.ttft.get(model, {}), now_counters.ttft.get(model, {})))
         add_buckets(itl, bucket_delta(then.itl.get(model, {}), now_counters.itl.get(model, {})))
+        add_buckets(tpot, bucket_delta(then.tpot.get(model, {}), now_counters.tpot.get(model, {})))
     return Observation(
         at=latest.at,
         ready_replicas=ready_replicas,
@@ -67,6 +70,8 @@ def observe_model(
         itl_p95_s=quantile(QUANTILE, itl),
         queued=queued,
         fresh=fresh,
+        ttft_buckets=tuple(sorted(ttft.items())),
+        itl_buckets=tuple(sorted(tpot.items())),
     )
 
 

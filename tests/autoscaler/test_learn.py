@@ -7,7 +7,13 @@ import math
 
 import pytest
 
-from autoscaler.policy.learn import CapacityEstimate, LearnSettings, learn, learned_capacity
+from autoscaler.policy.learn import (
+    CapacityEstimate,
+    LearnSettings,
+    learn,
+    learned_capacity,
+    miss_share,
+)
 from autoscaler.policy.pipeline import Observation, Slo
 
 SLO = Slo(ttft_p95_s=1.0, itl_p95_s=0.05)
@@ -161,6 +167,43 @@ def test_the_error_budget_decides_where_it_is_known(
     after = learn(PRIOR, obs, slo, ON)
     assert after.rps == pytest.approx(rps), name
     assert why in after.why, name
+
+
+# The window's histograms as a gateway's metrics give them: 100 requests.
+TTFT_WINDOW = ((0.5, 80.0), (1.0, 99.0), (math.inf, 100.0))  # 1% over 1 s
+TPOT_WINDOW = ((0.04, 90.0), (0.06, 100.0), (math.inf, 100.0))  # 5% over 50 ms
+
+
+@pytest.mark.parametrize(
+    ("obs", "expected"),
+    [
+        (Observation(0.0, 4, miss_share=0.2, ttft_buckets=TTFT_WINDOW), 0.2),  # given wins
+        (Observation(0.0, 4, ttft_buckets=TTFT_WINDOW, itl_buckets=TPOT_WINDOW), 0.06),
+        (Observation(0.0, 4, ttft_buckets=TTFT_WINDOW), 0.01),  # no ITL histogram yet
+        (Observation(0.0, 4, itl_buckets=((0.06, 0.0), (math.inf, 0.0))), None),  # empty
+        (Observation(0.0, 4), None),
+    ],
+)
+def test_the_miss_share_from_the_windows_histograms(
+    obs: Observation, expected: float | None
+) -> None:
+    result = miss_share(obs, BUDGETED)
+    assert result == (None if expected is None else pytest.approx(expected))
+
+
+def test_histograms_let_the_error_budget_decide() -> None:
+    # p95s within targets, but 6% of requests miss: six times the 1% budget -> down
+    obs = Observation(
+        0.0,
+        4,
+        arrival_rps=6.0,
+        ttft_p95_s=0.9,
+        itl_p95_s=0.045,
+        ttft_buckets=TTFT_WINDOW,
+        itl_buckets=TPOT_WINDOW,
+    )
+    assert "over the SLO" in learn(PRIOR, obs, BUDGETED, ON).why
+    assert "over the SLO" not in learn(PRIOR, obs, SLO, ON).why  # without an objective
 
 
 def test_a_move_waits_for_a_fresh_window_before_the_next() -> None:

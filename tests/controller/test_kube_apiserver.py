@@ -347,6 +347,7 @@ def test_the_crd_validates_and_defaults_model_scalers(objects: Any, ns: str) -> 
         (lambda s: s["pools"][0].update(capacityType="preemptible"), "capacityType"),
         (lambda s: s.update(onDemandFloor=1), "needs an on-demand pool"),
         (lambda s: s["slo"].update(ttftP95Seconds=0), "ttftP95Seconds"),
+        (lambda s: s["slo"].update(objective=1), "objective"),
         (lambda s: s["pools"].append(copy.deepcopy(s["pools"][0])), "Duplicate value"),
         (lambda s: s["pools"][0]["scaleTargetRef"].update(apiVersion="v1"), "apiVersion"),
     ]

@@ -13,6 +13,8 @@ import httpx
 import pytest
 from aiohttp import web
 
+from autoscaler.policy.learn import miss_share
+from autoscaler.policy.pipeline import Slo
 from autoscaler.signals.prometheus import PrometheusSource
 from autoscaler.signals.promql import model_queries
 from autoscaler.signals.scrape import ScrapeSource
@@ -57,6 +59,9 @@ async def test_scraping_a_running_gateway_and_its_workers(gateway_and_workers: A
     # Percentiles of the gateway's own histograms (their math is tested table-driven).
     assert obs.ttft_p95_s is not None and 0 < obs.ttft_p95_s <= 0.25
     assert obs.itl_p95_s is not None and 0 < obs.itl_p95_s <= 0.1
+    # The window's requests, one count each by TTFT and by their mean inter-token latency.
+    assert obs.ttft_buckets[-1] == (math.inf, 12.0) and obs.itl_buckets[-1] == (math.inf, 12.0)
+    assert miss_share(obs, Slo(ttft_p95_s=60.0, itl_p95_s=60.0)) == 0.0
 
 
 async def test_a_gateway_that_does_not_answer_makes_the_signals_stale(
@@ -90,7 +95,10 @@ async def prometheus() -> AsyncIterator[tuple[str, list[str], dict[str, Any]]]:
         value = answers.get(expr)
         if isinstance(value, Failure):
             return web.json_response({"status": "error", "error": "boom"}, status=value.status)
-        result = [] if value is None else [{"metric": {}, "value": [1.7e9, str(value)]}]
+        if isinstance(value, dict):  # a sum by (le): one series per bucket
+            result = [{"metric": {"le": le}, "value": [1.7e9, str(v)]} for le, v in value.items()]
+        else:
+            result = [] if value is None else [{"metric": {}, "value": [1.7e9, str(value)]}]
         return web.json_response(
             {"status": "success", "data": {"resultType": "vector", "result": result}}
         )
@@ -114,6 +122,9 @@ async def test_prometheus_signals_per_model(
     url, asked, answers = prometheus
     q = model_queries("llama", 60)
     answers.update({q.arrival: 12.5, q.ttft: 0.8, q.itl: math.nan, q.waiting: 3, q.held: 4})
+    # 10 req/s: 9 within 1 s, 1 over; by mean ITL, half within 0.04 s and all within 0.06 s
+    answers[q.ttft_buckets] = {"0.5": 6.0, "1.0": 9.0, "+Inf": 10.0}
+    answers[q.tpot_buckets] = {"0.04": 5.0, "0.06": 10.0, "+Inf": 10.0}
     source = PrometheusSource(url, window_s=60)
     try:
         seen = await source.observe({"llama": 3, "qwen": 1}, now=50.0)
@@ -127,7 +138,11 @@ async def test_prometheus_signals_per_model(
         7,
     )
     assert (llama.fresh, llama.ready_replicas, llama.at) == (True, 3, 50.0)
+    assert llama.ttft_buckets == ((0.5, 6.0), (1.0, 9.0), (math.inf, 10.0))
+    # over 1 s: 10%; over 50 ms by mean ITL: half of the 0.04-0.06 bucket, 25%
+    assert miss_share(llama, Slo(ttft_p95_s=1.0, itl_p95_s=0.05)) == pytest.approx(0.35)
     assert (qwen.arrival_rps, qwen.queued, qwen.fresh) == (None, None, True)  # no series yet
+    assert (qwen.ttft_buckets, qwen.itl_buckets) == ((), ())
     expected = {getattr(m, f.name) for m in (q, model_queries("qwen", 60)) for f in fields(m)}
     assert set(asked) == expected
 

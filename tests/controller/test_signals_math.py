@@ -11,7 +11,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from autoscaler.signals.exposition import GatewayCounters, parse_gateway_page
-from autoscaler.signals.histogram import bucket_delta, counter_delta, quantile
+from autoscaler.signals.histogram import bucket_delta, counter_delta, quantile, share_above
 from autoscaler.signals.promql import QueryError, model_queries, scalar_of
 from autoscaler.signals.window import Scrape, observe_model, pick_baseline
 from gateway.metrics import GatewayMetrics
@@ -64,6 +64,26 @@ def test_quantile_like_histogram_quantile(
     assert result == (None if expected is None else pytest.approx(expected))
 
 
+@pytest.mark.parametrize(
+    ("x", "buckets", "expected"),
+    [
+        (1.0, {0.5: 50, 1.0: 90, 2.0: 100, INF: 100}, 0.1),  # on a bound: exact
+        (0.5, {0.5: 50, 1.0: 90, 2.0: 100, INF: 100}, 0.5),
+        (0.75, {0.5: 50, 1.0: 90, 2.0: 100, INF: 100}, 0.3),  # halfway through 50..90
+        (0.25, {0.5: 50, 1.0: 90, 2.0: 100, INF: 100}, 0.75),  # first bucket starts at 0
+        (5.0, {0.5: 50, 1.0: 90, 2.0: 100, INF: 100}, 0.0),
+        (5.0, {1.0: 90, INF: 100}, 0.1),  # beyond the last bound: the +Inf bucket's own
+        (-1.0, {1.0: 90, INF: 100}, 1.0),
+        (1.0, {1.0: 0, INF: 0}, None),  # no observations
+        (1.0, {1.0: 5}, None),  # no +Inf bucket
+        (1.0, {}, None),
+    ],
+)
+def test_share_above_a_target(x: float, buckets: dict[float, float], expected: float) -> None:
+    result = share_above(x, buckets)
+    assert result == (None if expected is None else pytest.approx(expected))
+
+
 def test_a_quantile_outside_zero_one_is_refused() -> None:
     with pytest.raises(ValueError):
         quantile(95, {1.0: 1, INF: 1})
@@ -77,6 +97,7 @@ def gateway_page(requests: int, ttft_s: float, itl_s: float, model: str = "llama
         metrics.request_done(model, "chat", 200 if i % 10 else 429, 0.5)
         metrics.first_token(model, ttft_s)
         metrics.inter_token(model, itl_s, events=2)
+        metrics.time_per_output_token(model, itl_s)
     metrics.request_done("other", "chat", 200, 0.1)
     return generate_latest(registry).decode()
 
@@ -87,6 +108,7 @@ def test_the_gateways_page_gives_requests_and_buckets_per_model() -> None:
     assert counters.ttft["llama"][INF] == 20 and counters.ttft["llama"][0.25] == 0
     assert counters.ttft["llama"][0.5] == 20
     assert counters.itl["llama"][INF] == 40
+    assert counters.tpot["llama"][INF] == 20 and counters.tpot["llama"][0.03] == 20
     assert counters.held == {}
     assert parse_gateway_page("") == GatewayCounters()
 
@@ -113,7 +135,10 @@ def test_two_scrapes_give_the_rate_and_the_percentiles_between_them() -> None:
     obs = observe_model("llama", 3, after, before)
     assert obs.arrival_rps == pytest.approx((30 + 30) / 30)
     assert obs.ttft_p95_s == pytest.approx(2.5 - 1.5 * (60 - 57) / 30)  # in (1, 2.5]
-    assert obs.itl_p95_s == pytest.approx(0.04 - 0.02 * (120 - 114) / 120)
+    assert obs.itl_p95_s == pytest.approx(0.03 - 0.01 * (120 - 114) / 120)  # in (0.02, 0.03]
+    # the window's histograms: 60 requests, g2's 30 over 1 s
+    assert obs.ttft_buckets[-1] == (INF, 60) and obs.itl_buckets[-1] == (INF, 60)
+    assert dict(obs.ttft_buckets)[1.0] == 30
     assert (obs.queued, obs.fresh, obs.ready_replicas, obs.at) == (6, True, 3, 130)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from autoscaler.controller.status import (
@@ -15,7 +17,7 @@ from autoscaler.controller.status import (
     rfc3339,
     signal_condition,
 )
-from autoscaler.policy.pipeline import Observation
+from autoscaler.policy.pipeline import Observation, Slo
 from tests.controller.support import T0
 
 
@@ -85,6 +87,12 @@ def test_observed_signals_are_rounded_and_missing_ones_null() -> None:
         "itlP95Seconds": None,
         "queued": None,
     }
+    # With an objective, the miss share it is judged by (null while unknown)
+    budget = Slo(ttft_p95_s=1.0, itl_p95_s=0.05, objective=0.99)
+    assert observed(signals, budget)["missShare"] is None
+    window = ((1.0, 3.0), (float("inf"), 4.0))
+    assert observed(replace(signals, ttft_buckets=window), budget)["missShare"] == 0.25
+    assert "missShare" not in observed(signals, Slo(ttft_p95_s=1.0, itl_p95_s=0.05))
 
 
 def test_an_invalid_spec_is_reported_without_losing_other_conditions() -> None:

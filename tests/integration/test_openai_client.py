@@ -13,7 +13,8 @@ from tests.harness import MODEL, run_gateway, sim_workers
 
 @pytest.fixture(scope="module")
 def gateway():
-    with sim_workers(2) as workers, run_gateway(workers) as gw:
+    # Tokens 5 ms apart, so a stream's events reach the gateway in more than one read.
+    with sim_workers(2, args=("--token-delay-ms", "5")) as workers, run_gateway(workers) as gw:
         gw.workers = workers  # type: ignore[attr-defined]
         yield gw
 
@@ -140,7 +141,7 @@ def test_stream_is_exactly_what_the_worker_sends(gateway, stream_options):
 def test_gateway_metrics_cover_the_request_path(client, gateway):
     list(
         client.chat.completions.create(
-            model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=3, stream=True
+            model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=8, stream=True
         )
     )
     page = httpx.get(gateway.url + "/metrics").text
@@ -163,6 +164,8 @@ def test_gateway_metrics_cover_the_request_path(client, gateway):
         >= 1
     )
     assert gateway.metric("tidegate_time_to_first_token_seconds_count", {"model": MODEL}) >= 1
+    # one observation per streamed request: what a per-request ITL target is judged on
+    assert gateway.metric("tidegate_time_per_output_token_seconds_count", {"model": MODEL}) >= 1
 
 
 def test_health_and_readiness(gateway):
