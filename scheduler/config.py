@@ -197,6 +197,12 @@ class SchedulerSettings(BaseModel):
     plugins: dict[str, PluginSpec] = Field(default_factory=_default_plugins)
     profiles: dict[str, ProfileSpec] = Field(default_factory=_default_profiles)
     default_profile: str = "least-queue"
+    gateway_replicas: int = Field(
+        1,
+        ge=1,
+        description="gateway replicas behind one balancer; above 1 each replica estimates "
+        "the others' in-flight requests as its own x this (docs/routing.md)",
+    )
 
     @model_validator(mode="after")
     def _check_references(self) -> SchedulerSettings:

@@ -37,10 +37,31 @@ class RoutingContext:
     exclude: Collection[str] = ()
     in_flight_tokens: Mapping[str, int] = field(default_factory=dict)
     """Estimated prompt tokens this gateway has in flight per endpoint."""
+    gateway_replicas: int = 1
+    """Gateway replicas sharing the pool; above 1 the others' in-flight is estimated."""
+
+    def in_flight_of(self, endpoint: Endpoint) -> float:
+        """Requests in flight to ``endpoint`` from every gateway replica, as far as one can tell.
+
+        A replica counts only its own. Behind a balancer each of R replicas sends about an
+        R-th of the traffic, so own x R estimates the pool-wide count between probes, and the
+        worker's scraped running + waiting is the true count as of the last probe; the larger
+        is used. With one replica this is exactly the replica's own count.
+        """
+        own = self.in_flight.get(endpoint.url, 0)
+        if self.gateway_replicas <= 1:
+            return own
+        stats = endpoint.stats.get(self.request.model)
+        scraped = stats.running + stats.waiting if stats is not None else 0.0
+        return max(scraped, float(own * self.gateway_replicas))
+
+    def in_flight_tokens_of(self, endpoint: Endpoint) -> float:
+        """Prompt tokens in flight to ``endpoint`` from every replica (own x R, as above)."""
+        return float(self.in_flight_tokens.get(endpoint.url, 0) * self.gateway_replicas)
 
     def load(self, endpoint: Endpoint) -> float:
-        """Queue depth: the worker's waiting requests for the model plus our in-flight."""
-        return endpoint.waiting(self.request.model) + self.in_flight.get(endpoint.url, 0)
+        """Queue depth: the worker's waiting requests for the model plus those in flight."""
+        return endpoint.waiting(self.request.model) + self.in_flight_of(endpoint)
 
 
 class Filter(Protocol):

@@ -80,7 +80,7 @@ class PrefixCostScorer:
         prompt = ctx.request.prompt_tokens
         matches = self._index.score(ctx, candidates)
         costs = [
-            ctx.in_flight_tokens.get(e.url, 0) + (1.0 - match) * prompt
+            ctx.in_flight_tokens_of(e) + (1.0 - match) * prompt
             for e, match in zip(candidates, matches, strict=True)
         ]
         low, high = min(costs), max(costs)

@@ -54,10 +54,11 @@ class QueueDepthScorer:
 
 @dataclass(frozen=True, slots=True)
 class InFlightScorer:
-    """Prefers fewer requests in flight from this gateway (reacts before any scrape)."""
+    """Prefers fewer requests in flight (this gateway's own count, reacts before any scrape;
+    with several gateway replicas, the pool-wide estimate of ``RoutingContext.in_flight_of``)."""
 
     def score(self, ctx: RoutingContext, candidates: Sequence[Endpoint]) -> Sequence[float]:
-        return _lower_is_better([float(ctx.in_flight.get(e.url, 0)) for e in candidates])
+        return _lower_is_better([float(ctx.in_flight_of(e)) for e in candidates])
 
 
 @dataclass(frozen=True, slots=True)

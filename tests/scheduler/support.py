@@ -15,6 +15,7 @@ def ep(
     url: str,
     waiting: float = 0,
     *,
+    running: float = 0,
     kv: float = 0.0,
     healthy: bool = True,
     age: float | None = 0.5,
@@ -25,7 +26,7 @@ def ep(
         healthy=healthy,
         scraped_at=None if age is None else NOW - age,
         models=frozenset(models),
-        stats={m: EngineStats(waiting=waiting, kv_cache_usage=kv) for m in models},
+        stats={m: EngineStats(running=running, waiting=waiting, kv_cache_usage=kv) for m in models},
     )
 
 
@@ -35,6 +36,8 @@ def ctx(
     *,
     request: RoutingRequest | None = None,
     exclude: Collection[str] = (),
+    in_flight_tokens: Mapping[str, int] | None = None,
+    gateway_replicas: int = 1,
 ) -> RoutingContext:
     return RoutingContext(
         request=request or RoutingRequest(model="m"),
@@ -43,4 +46,6 @@ def ctx(
         now=NOW,
         max_age_s=5.0,
         exclude=exclude,
+        in_flight_tokens=in_flight_tokens or {},
+        gateway_replicas=gateway_replicas,
     )
