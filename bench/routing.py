@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import random
 import sys
 import time
@@ -26,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from autoscaler.replay.baselines import CacheAware, RoundRobin, gie_default_profile
 from autoscaler.replay.fleet import GatewayRoute, RoutesRequests, RoutingResult, summarize
 from scheduler.config import SchedulerSettings, build_router
-from scheduler.framework import Decision, RoutingContext
+from scheduler.endpoint import Endpoint
+from scheduler.framework import Decision, Observer, Router, RoutingContext
 from workers.sim.engine import EngineSnapshot, RequestRecord
 from workers.sim.engine_config import EngineConfig
 from workers.sim.profiles import builtin_registry
@@ -56,15 +58,27 @@ class Replicas:
     A real replica counts only the requests it sent itself, so unless ``shared_in_flight``
     each replica's context carries its own in-flight counts (requests and prompt tokens);
     the scraped engine gauges are the same for all (every replica probes every worker).
+    With ``estimate_others`` each replica knows how many replicas there are (the
+    ``gateway_replicas`` setting) and estimates the others' in-flight from it.
+
+    ``exchange_s`` models replicas that share what their prefix indexes learned without a
+    lookup on the request path: every replica's decisions reach the other replicas'
+    learning plugins (observers) in batches, at the end of each ``exchange_s`` interval of
+    virtual time; until then each replica decides on what it saw itself.
     """
 
     routers: list[RoutesRequests]
     shared_in_flight: bool = False
+    estimate_others: bool = True
+    exchange_s: float | None = None
     _turn: int = 0
     _own: list[dict[str, int]] = dataclasses.field(init=False)
     _own_tokens: list[dict[str, int]] = dataclasses.field(init=False)
     _owner: dict[str, tuple[int, str, int]] = dataclasses.field(init=False, default_factory=dict)
     _pending: ReplayRequest | None = dataclasses.field(init=False, default=None)
+    _outbox: list[tuple[float, int, RoutingContext, Endpoint]] = dataclasses.field(
+        init=False, default_factory=list
+    )
 
     def __post_init__(self) -> None:
         self._own = [{} for _ in self.routers]
@@ -73,14 +87,19 @@ class Replicas:
     def route(self, ctx: RoutingContext, rng: random.Random) -> Decision:
         replica = self._turn % len(self.routers)
         self._turn += 1
+        self._deliver(ctx.now)
         if not self.shared_in_flight and len(self.routers) > 1:
             own, tokens = self._own[replica], self._own_tokens[replica]
             ctx = dataclasses.replace(
                 ctx,
                 in_flight={url: own.get(url, 0) for url in ctx.in_flight},
                 in_flight_tokens={url: tokens.get(url, 0) for url in ctx.in_flight_tokens},
+                gateway_replicas=len(self.routers) if self.estimate_others else 1,
             )
         decision = self.routers[replica].route(ctx, rng)
+        if self.exchange_s is not None and len(self.routers) > 1:
+            due = (math.floor(ctx.now / self.exchange_s) + 1) * self.exchange_s
+            self._outbox.append((due, replica, ctx, decision.endpoint))
         request = self._pending
         if request is not None:
             url = decision.endpoint.url
@@ -90,12 +109,35 @@ class Replicas:
             self._owner[request.request_id] = (replica, url, request.prompt_tokens)
         return decision
 
+    def _deliver(self, now: float) -> None:
+        """Apply the other replicas' decisions whose exchange batch has arrived, in order."""
+        if not self._outbox or self._outbox[0][0] > now:
+            return
+        arrived = [item for item in self._outbox if item[0] <= now]
+        self._outbox = [item for item in self._outbox if item[0] > now]
+        for _, origin, ctx, endpoint in arrived:
+            for replica, router in enumerate(self.routers):
+                if replica != origin:
+                    for observer in _observers(router):
+                        observer.observe(ctx, endpoint)
+
     def done(self, request_id: str) -> None:
         owner = self._owner.pop(request_id, None)
         if owner is not None:
             replica, url, prompt = owner
             self._own[replica][url] -= 1
             self._own_tokens[replica][url] -= prompt
+
+
+def _observers(router: RoutesRequests) -> list[Observer]:
+    """The learning plugins of a configured router (profiles share them); none for baselines."""
+    if not isinstance(router, Router):
+        return []
+    unique: dict[int, Observer] = {}
+    for profile in router.profiles.values():
+        for observer in profile.observers:
+            unique.setdefault(id(observer), observer)
+    return list(unique.values())
 
 
 @dataclasses.dataclass
@@ -128,6 +170,8 @@ def replay(args: argparse.Namespace, policy: str) -> tuple[RoutingResult, float]
     replicas = Replicas(
         [POLICIES[policy]() for _ in range(args.replicas)],
         shared_in_flight=getattr(args, "shared_in_flight", False),
+        estimate_others=not getattr(args, "no_estimate", False),
+        exchange_s=getattr(args, "index_exchange", None),
     )
     route = ReplicatedRoute(
         replicas, args.workers, seed=args.seed, replicas=replicas, engines=engines
@@ -157,6 +201,17 @@ def main() -> None:
         "--shared-in-flight",
         action="store_true",
         help="let every replica see all in-flight requests (by default each sees its own)",
+    )
+    parser.add_argument(
+        "--no-estimate",
+        action="store_true",
+        help="replicas do not know how many replicas there are (gateway_replicas 1)",
+    )
+    parser.add_argument(
+        "--index-exchange",
+        type=float,
+        metavar="S",
+        help="replicas exchange what their prefix indexes learned every S virtual seconds",
     )
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--decision", action="store_true", help="time one decision instead")
