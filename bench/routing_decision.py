@@ -16,6 +16,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from scheduler.config import SchedulerSettings, build_router
@@ -23,7 +24,7 @@ from scheduler.endpoint import Endpoint, EngineStats, PoolSnapshot
 from scheduler.framework import RoutingContext
 from scheduler.request import RoutingRequest
 
-PROFILES = {
+PROFILES: dict[str, dict[str, Any]] = {
     "least-queue": {},
     "affinity": {},
     "prefix-index": {
