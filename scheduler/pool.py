@@ -29,6 +29,7 @@ class EndpointPool:
         self._endpoints: dict[str, Endpoint] = {}
         self._in_flight: dict[str, int] = {}
         self._in_flight_tokens: dict[str, int] = {}
+        self._prefill_tokens: dict[str, int] = {}
         self._snapshot = PoolSnapshot()
 
     # -- membership (fed by discovery) ---------------------------------------------------
@@ -38,6 +39,7 @@ class EndpointPool:
         self._endpoints = {url: self._endpoints.get(url) or Endpoint(url=url) for url in wanted}
         for url in wanted:
             self._in_flight.setdefault(url, 0)
+            self._prefill_tokens.setdefault(url, 0)
         self._rebuild()
 
     # -- observations (fed by probes and by the proxy) --------------------------------------
@@ -81,6 +83,18 @@ class EndpointPool:
             self._in_flight.pop(url, None)
             self._in_flight_tokens.pop(url, None)
 
+    def start_prefill(self, url: str, tokens: int) -> None:
+        """Count ``tokens`` of prompt sent to ``url`` that have no first token back yet."""
+        self._prefill_tokens[url] = self._prefill_tokens.get(url, 0) + tokens
+
+    def end_prefill(self, url: str, tokens: int) -> None:
+        """Their first token (or the whole answer, or a failure) came back."""
+        left = max(self._prefill_tokens.get(url, 0) - tokens, 0)
+        if left > 0 or url in self._endpoints:
+            self._prefill_tokens[url] = left
+        else:
+            self._prefill_tokens.pop(url, None)
+
     # -- reads ------------------------------------------------------------------------------------
     @property
     def snapshot(self) -> PoolSnapshot:
@@ -90,6 +104,12 @@ class EndpointPool:
     def in_flight_tokens(self) -> Mapping[str, int]:
         """Live view of the prompt tokens in flight per endpoint (same rules as in_flight)."""
         return self._in_flight_tokens
+
+    @property
+    def prefill_tokens(self) -> Mapping[str, int]:
+        """Live view of each endpoint's prefill backlog: prompt tokens sent to it that have
+        no first token back yet (same reading rules as in_flight)."""
+        return self._prefill_tokens
 
     @property
     def in_flight(self) -> Mapping[str, int]:
