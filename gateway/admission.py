@@ -8,7 +8,9 @@ held out of. A request enters at once while its class has room in the model's po
 nobody of its priority or above is held; otherwise it takes a ticket and waits to be
 released, one request per completion and, after each probe round, one per worker with room.
 The head of the queue is released only while its own class has room. A client that leaves
-while queued gives up its place.
+while queued gives up its place. With ``max_prefill_tokens_per_worker`` set, a worker is
+also full while the prompt tokens we sent it without a first token back reach that bound,
+and each first token releases a held request too.
 
 With no healthy worker for the model at all, a model scaled to zero
 (``admission.scale_to_zero``) holds the request until a probe finds a worker healthy or its
@@ -27,6 +29,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.settings import AdmissionSettings, GatewaySettings
 from scheduler.admission import AdmissionQueue, SaturationPolicy, Ticket, pool_saturation
 from scheduler.pool import EndpointPool
+from scheduler.prefill import over_prefill_bound
 
 
 class Overloaded(GatewayError):
@@ -63,6 +66,7 @@ class AdmissionGate:
             max_running=self._settings.max_running_per_worker,
             priority_headroom=tuple(sorted(self._settings.priority_headroom.items())),
             slots_only_at_or_above=self._settings.slots_only_at_or_above,
+            max_prefill_tokens=self._settings.max_prefill_tokens_per_worker,
         )
         self._policies = {
             p: self._policy.for_priority(p) for p in self._settings.priorities.values()
@@ -79,15 +83,31 @@ class AdmissionGate:
 
     def saturation(self, model: str, priority: int) -> float:
         """How full ``model``'s pool is for a request of ``priority`` (>= 1: no room)."""
-        policy = self._policies.get(priority) or self._policy.for_priority(priority)
         return pool_saturation(
             self._pool.snapshot,
             self._pool.in_flight,
             model,
             self._clock(),
             self._max_age_s,
-            policy,
+            self._policy_for(priority),
+            self._pool.prefill_tokens,
         )
+
+    def prefill_full(self, priority: int) -> frozenset[str]:
+        """The workers whose prefill backlog is at the bound for a request of ``priority``:
+        routing skips them (none when no bound is set)."""
+        return over_prefill_bound(self._pool.prefill_tokens, self._policy_for(priority))
+
+    def prefill_done(self) -> None:
+        """A worker's prefill backlog shrank (a first token came back, or the request
+        ended): with a bound set, that may be the room a held request waits for."""
+        if self._policy.max_prefill_tokens is None:
+            return
+        for model in dict.fromkeys([*self._queues, *self._asleep]):
+            self.wake(model, limit=1)
+
+    def _policy_for(self, priority: int) -> SaturationPolicy:
+        return self._policies.get(priority) or self._policy.for_priority(priority)
 
     def queued(self) -> dict[str, int]:
         """Requests held per model; models scaled to zero are listed even at zero."""

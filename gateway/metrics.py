@@ -1,7 +1,8 @@
 """The gateway's Prometheus metrics, on an injected registry.
 
 Label children are cached so the proxy path pays a dict lookup, not ``labels()``.
-In-flight counts are read from the pool at scrape time, costing the hot path nothing.
+In-flight counts and prefill backlogs are read from the pool at scrape time, costing the
+hot path nothing.
 """
 
 from __future__ import annotations
@@ -132,7 +133,7 @@ class GatewayMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=registry,
         )
-        registry.register(_InFlightCollector(pool))
+        registry.register(_PoolCollector(pool))
         self._children: dict[tuple[object, ...], Counter | Histogram] = {}
 
     def _child(self, metric: _M, *labels: str) -> _M:
@@ -194,7 +195,7 @@ class _QueuedCollector(Collector):
         yield family
 
 
-class _InFlightCollector(Collector):
+class _PoolCollector(Collector):
     def __init__(self, pool: EndpointPool) -> None:
         self._pool = pool
 
@@ -207,3 +208,12 @@ class _InFlightCollector(Collector):
         for url, count in sorted(self._pool.in_flight.items()):
             family.add_metric([url], count)
         yield family
+        backlog = GaugeMetricFamily(
+            "tidegate_prefill_backlog_tokens",
+            "Estimated prompt tokens this gateway has sent each endpoint that have no first "
+            "token back yet (what admission.max_prefill_tokens_per_worker bounds).",
+            labels=["endpoint"],
+        )
+        for url, tokens in sorted(self._pool.prefill_tokens.items()):
+            backlog.add_metric([url], tokens)
+        yield backlog

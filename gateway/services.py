@@ -17,6 +17,7 @@ from gateway.admission import AdmissionGate
 from gateway.metrics import GatewayMetrics
 from gateway.proxy import Proxy
 from gateway.settings import GatewaySettings
+from gateway.upstream import Upstream
 from scheduler.config import build_router
 from scheduler.pool import EndpointPool
 from scheduler.probe import Prober, cancel_and_wait
@@ -77,7 +78,9 @@ class Services:
             pool=pool,
             router=build_router(settings.scheduler),
             gate=gate,
-            session=session,
+            upstream=Upstream(
+                session=session, metrics=metrics, clock=clock, timeouts=settings.timeouts
+            ),
             metrics=metrics,
             clock=clock,
             rng=random.Random(settings.seed),

@@ -161,6 +161,14 @@ class AdmissionSettings(_Section):
         "(max_running_per_worker plus headroom), whatever the engines' queues and KV use; "
         "for engines run with --scheduling-policy priority and upstream.engine_priority on",
     )
+    max_prefill_tokens_per_worker: int | None = Field(
+        None,
+        ge=1,
+        description="prompt tokens a worker may have waiting for their first token (sent "
+        "by this gateway, no first token back yet) before it counts as full, for every "
+        "priority: the gate holds requests while every worker is over it and routing skips "
+        "the workers that are; unset: no bound",
+    )
     max_queue: int = Field(1000, ge=1, description="requests held per model, at most")
     max_wait_s: float = Field(30.0, gt=0, description="longest a request is held")
     ttft_slo_s: float = Field(10.0, gt=0, description="shed when the predicted wait exceeds it")
