@@ -18,7 +18,9 @@ interval shows, one pure step over an immutable estimate:
   per-replica throughput seen exceeds it only while scale-up lags. An overshoot meets the
   upper bound above (additive increase, faster decrease);
 - nothing is learned from stale or missing signals, from an interval with no ready
-  replica or no latency signal, or from an idle one (``x`` below ``idle_share`` of the
+  replica or no latency signal, from one in which the ready count changed (a preemption
+  halving the fleet would otherwise read as each survivor serving twice the load), or
+  from an idle one (``x`` below ``idle_share`` of the
   estimate: slow requests at low load say little about capacity);
 - the estimate stays within ``[prior / band, prior * band]``, so a run of odd intervals
   (cold caches, unusually long prompts) cannot take it anywhere absurd.
@@ -83,6 +85,11 @@ class CapacityEstimate:
     updated_at: float | None = None
     why: str = "the prior"
     """What the last interval did to the estimate (or why it did nothing)."""
+    ready: int | None = None
+    """Ready replicas at the last observation, and since when that count has held (None:
+    since before the first observation): the window's requests were served by the
+    replicas of the window, not by those of its end."""
+    ready_since: float | None = None
 
     @classmethod
     def seeded(cls, prior_rps: float) -> CapacityEstimate:
@@ -113,6 +120,12 @@ def learn(
         return replace(estimate, why="signals stale or missing: nothing learned")
     if obs.ready_replicas <= 0:
         return replace(estimate, why="no ready replica: nothing learned")
+    if estimate.ready != obs.ready_replicas:
+        # The first count seen has no known start: taken as settled.
+        since = None if estimate.ready is None else obs.at
+        estimate = replace(estimate, ready=obs.ready_replicas, ready_since=since)
+    if estimate.ready_since is not None and obs.at - estimate.ready_since < settings.spacing_s:
+        return replace(estimate, why="ready replicas changed within the window: nothing learned")
     if estimate.updated_at is not None and obs.at - estimate.updated_at < settings.spacing_s:
         return replace(estimate, why="the last move's window is still open: nothing learned")
     ratios = _slo_ratios(obs, slo)
@@ -145,8 +158,12 @@ def learn(
     bounded = _bounded(moved, estimate.prior_rps, settings.band)
     if bounded != moved:
         bound += f" (held within {settings.band:g}x of the prior)"
-    return CapacityEstimate(
-        bounded, estimate.prior_rps, estimate.samples + 1, obs.at, f"{bound} -> {bounded:.2f}"
+    return replace(
+        estimate,
+        rps=bounded,
+        samples=estimate.samples + 1,
+        updated_at=obs.at,
+        why=f"{bound} -> {bounded:.2f}",
     )
 
 

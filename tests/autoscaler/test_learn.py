@@ -214,3 +214,19 @@ def test_a_move_waits_for_a_fresh_window_before_the_next() -> None:
     assert learn(moved, again, SLO, spaced).rps == moved.rps  # same requests, mostly
     later = Observation(60.0, 4, arrival_rps=12.0, ttft_p95_s=0.8)
     assert learn(moved, later, SLO, spaced).rps > moved.rps
+
+
+def test_nothing_is_learned_while_the_ready_count_has_just_changed() -> None:
+    spaced = LearnSettings(spacing_s=60.0)
+    settled = learn(PRIOR, Observation(0.0, 10, arrival_rps=4.0, ttft_p95_s=0.8), SLO, spaced)
+    assert settled.ready == 10 and settled.ready_since is None  # no known start: settled
+    # Half the fleet goes: the window still holds what ten replicas served, which read as
+    # five replicas each within the SLO at 16 req/s would raise the estimate.
+    halved = Observation(30.0, 5, arrival_rps=80.0, ttft_p95_s=0.8)
+    after = learn(settled, halved, SLO, spaced)
+    assert after.rps == 2.0 and "ready replicas changed" in after.why
+    assert (after.ready, after.ready_since) == (5, 30.0)
+    still = learn(after, Observation(75.0, 5, arrival_rps=80.0, ttft_p95_s=0.8), SLO, spaced)
+    assert still.rps == 2.0  # 45 s of the 60 s window
+    later = learn(still, Observation(90.0, 5, arrival_rps=12.0, ttft_p95_s=0.8), SLO, spaced)
+    assert later.rps > 2.0 and later.ready_since == 30.0  # a full window on five
