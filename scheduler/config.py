@@ -229,8 +229,12 @@ class SchedulerSettings(BaseModel):
         return self
 
 
-def build_router(settings: SchedulerSettings) -> Router:
-    """Build every plugin once (profiles share them, so a prefix index is shared too)."""
+def build_router(settings: SchedulerSettings, *, also_observe: Observer | None = None) -> Router:
+    """Build every plugin once (profiles share them, so a prefix index is shared too).
+
+    ``also_observe`` sees every decision of the profiles that learn from decisions (the
+    prefix-index exchange buffers them for the other gateway replicas).
+    """
     # Roles were checked at load, so each name is used only where its role fits.
     built: dict[str, Any] = {name: spec.build() for name, spec in settings.plugins.items()}
     profiles = {}
@@ -239,6 +243,8 @@ def build_router(settings: SchedulerSettings) -> Router:
         observers: tuple[Observer, ...] = tuple(
             built[r.plugin] for r in spec.scorers if settings.plugins[r.plugin].observes
         )
+        if observers and also_observe is not None:
+            observers = (*observers, also_observe)
         profiles[name] = Profile(
             name=name,
             filters=tuple(built[f] for f in spec.filters),

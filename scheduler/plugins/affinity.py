@@ -46,10 +46,14 @@ class PrefixIndexScorer:
         return scores
 
     def observe(self, ctx: RoutingContext, chosen: Endpoint) -> None:
-        blocks = ctx.request.prefix_blocks
+        self.merge(chosen.url, ctx.request.prefix_blocks)
+
+    def merge(self, url: str, blocks: Sequence[int]) -> None:
+        """Learn that ``url`` was sent these blocks: by this replica (:meth:`observe`) or,
+        through the prefix exchange, by another gateway replica."""
         if not blocks:
             return
-        cached = self._index.setdefault(chosen.url, OrderedDict())
+        cached = self._index.setdefault(url, OrderedDict())
         for block in blocks:
             cached[block] = None
             cached.move_to_end(block)
@@ -90,6 +94,9 @@ class PrefixCostScorer:
 
     def observe(self, ctx: RoutingContext, chosen: Endpoint) -> None:
         self._index.observe(ctx, chosen)
+
+    def merge(self, url: str, blocks: Sequence[int]) -> None:
+        self._index.merge(url, blocks)
 
 
 @dataclass
