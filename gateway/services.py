@@ -19,10 +19,13 @@ from gateway.proxy import Proxy
 from gateway.settings import GatewaySettings
 from gateway.upstream import Upstream
 from scheduler.config import build_router
+from scheduler.framework import Router
 from scheduler.pool import EndpointPool
+from scheduler.prefix_exchange import ObservationBuffer, prefix_learners
 from scheduler.probe import Prober, cancel_and_wait
 
 if TYPE_CHECKING:
+    from gateway.prefix_exchange import PrefixExchange
     from scheduler.discovery.bridge import ThreadedDiscovery
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,7 @@ class Services:
     clock: Callable[[], float]
     _probe_task: asyncio.Task[None] | None = None
     _discovery: ThreadedDiscovery | None = None
+    exchange: PrefixExchange | None = None
     _pending: set[asyncio.Task[None]] = field(default_factory=set)
 
     @classmethod
@@ -73,10 +77,16 @@ class Services:
             clock=clock,
             on_round=gate.wake_all,
         )
+        outbox = (
+            ObservationBuffer(settings.prefix_exchange.buffer)
+            if settings.prefix_exchange.enabled
+            else None
+        )
+        router = build_router(settings.scheduler, also_observe=outbox)
         proxy = Proxy(
             settings=settings,
             pool=pool,
-            router=build_router(settings.scheduler),
+            router=router,
             gate=gate,
             upstream=Upstream(
                 session=session, metrics=metrics, clock=clock, timeouts=settings.timeouts
@@ -88,6 +98,8 @@ class Services:
         services = cls(settings, registry, pool, metrics, session, prober, gate, proxy, clock)
         if discovery.kubernetes is not None:
             await services._start_kubernetes_discovery()
+        if outbox is not None:
+            services._start_prefix_exchange(router, outbox)
         await prober.probe_all()
         services._probe_task = asyncio.create_task(prober.run(), name="tidegate-prober")
         return services
@@ -113,6 +125,22 @@ class Services:
                 kubernetes.initial_sync_timeout_s,
             )
 
+    def _start_prefix_exchange(self, router: Router, outbox: ObservationBuffer) -> None:
+        redis = self.settings.redis
+        assert redis is not None  # checked when the settings loaded
+        # Imported here: only a gateway that exchanges its prefix index loads the Redis client.
+        try:
+            from gateway.prefix_exchange import PrefixExchange
+        except ImportError as exc:
+            raise RuntimeError(
+                "prefix_exchange needs the Redis client: pip install 'tidegate[redis]'"
+            ) from exc
+
+        self.exchange = PrefixExchange(
+            self.settings.prefix_exchange, redis, outbox, prefix_learners(router), self.registry
+        )
+        self.exchange.start()
+
     def set_workers(self, urls: Iterable[str]) -> None:
         """Route to exactly these workers from now on (discovery's answer); a worker that left
         gets no new request, while requests already sent to it run to their end."""
@@ -135,6 +163,8 @@ class Services:
     async def stop(self) -> None:
         if self._discovery is not None:
             await self._discovery.stop()
+        if self.exchange is not None:
+            await self.exchange.stop()
         await cancel_and_wait(self._probe_task)
         await self.session.close()
 

@@ -231,6 +231,40 @@ class UpstreamSettings(_Section):
     )
 
 
+class RedisSettings(_Section):
+    """The Redis server gateway replicas share state through; unset: all state in-process."""
+
+    url: str = Field(description="redis://host:port/db, rediss://... or unix:///path")
+    connect_timeout_s: float = Field(2.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if urlsplit(value).scheme not in {"redis", "rediss", "unix"}:
+            raise ValueError(f"redis URL {value!r} must start with redis://, rediss:// or unix://")
+        return value
+
+
+class PrefixExchangeSettings(_Section):
+    """Gateway replicas swap their routing decisions so each prefix index learns the others'
+    (docs/routing.md, "Three gateway replicas"); asynchronous, never on the request path."""
+
+    enabled: bool = False
+    interval_s: float = Field(1.0, gt=0, description="how often a replica publishes a batch")
+    channel: str = Field("tidegate:prefix-index", min_length=1, description="Redis channel")
+    max_batch: int = Field(
+        500, ge=1, description="records per published message, at most (same on every replica)"
+    )
+    buffer: int = Field(
+        20_000, ge=1, description="records held for publishing; the oldest drop when full"
+    )
+    max_blocks: int = Field(4096, ge=1, description="blocks per record accepted from a peer")
+    replica_id: str | None = Field(
+        None, min_length=1, description="this replica's name on the channel; None draws one"
+    )
+    reconnect_max_s: float = Field(10.0, gt=0, description="longest wait between reconnects")
+
+
 class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
@@ -252,11 +286,22 @@ class GatewaySettings(BaseSettings):
     scheduler: SchedulerSettings = SchedulerSettings()
     admission: AdmissionSettings = AdmissionSettings()
     upstream: UpstreamSettings = UpstreamSettings()
+    redis: RedisSettings | None = None
+    prefix_exchange: PrefixExchangeSettings = PrefixExchangeSettings()
     models: tuple[str, ...] = Field(
         (), description="models the gateway is meant to serve; empty means whatever workers offer"
     )
     max_body_bytes: int = Field(8 * 1024 * 1024, gt=0)
     seed: int | None = Field(None, description="seed for tie-breaking; None draws one")
+
+    @model_validator(mode="after")
+    def _exchange_needs_redis(self) -> GatewaySettings:
+        if self.prefix_exchange.enabled and self.redis is None:
+            raise ValueError(
+                "prefix_exchange.enabled needs a Redis server the replicas share: "
+                "set redis.url (e.g. redis://redis:6379/0) or disable prefix_exchange"
+            )
+        return self
 
 
 class SettingsError(Exception):
