@@ -20,8 +20,9 @@ COPY gateway ./gateway
 COPY scheduler ./scheduler
 COPY workers ./workers
 COPY autoscaler ./autoscaler
-# Wheels for Tidegate and everything it needs, Kubernetes discovery included.
-RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[kubernetes]"
+# Wheels for Tidegate and everything it needs, Kubernetes discovery and the Redis client
+# (prefix-index exchange between gateway replicas) included.
+RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[kubernetes,redis]"
 
 FROM ${VLLM_IMAGE} AS worker
 # `tidegate worker` needs only pydantic and prometheus-client, which vLLM already has, so
@@ -45,7 +46,7 @@ CMD ["worker", "--help"]
 FROM ${PYTHON_IMAGE} AS gateway
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin tidegate
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir --no-index --find-links /wheels "tidegate[kubernetes]" \
+RUN pip install --no-cache-dir --no-index --find-links /wheels "tidegate[kubernetes,redis]" \
     && rm -rf /wheels
 USER 10001
 EXPOSE 8000

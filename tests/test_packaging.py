@@ -60,9 +60,10 @@ def test_final_images_run_as_non_root_without_build_tools():
         assert 'ENTRYPOINT ["tidegate"]' in stage, name
 
 
-def test_the_gateway_image_is_slim_and_has_kubernetes_discovery():
+def test_the_gateway_image_is_slim_and_has_kubernetes_discovery_and_redis():
     assert "slim" in base_image("gateway")
-    assert "tidegate[kubernetes]" in STAGES["gateway"]
+    assert "tidegate[kubernetes,redis]" in STAGES["gateway"]
+    assert '".[kubernetes,redis]"' in STAGES["build"]  # the wheels it installs from
     assert "--no-index" in STAGES["gateway"]  # installs only what the build stage made
 
 
