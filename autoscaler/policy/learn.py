@@ -32,8 +32,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from autoscaler.policy.pipeline import Observation, Slo
-from autoscaler.signals.histogram import share_above
+from autoscaler.policy.pipeline import Observation, Slo, miss_share
+
+__all__ = ["CapacityEstimate", "LearnSettings", "learn", "learned_capacity", "miss_share"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,20 +180,6 @@ def _slo_ratios(obs: Observation, slo: Slo) -> list[float]:
         for observed, target in ((obs.ttft_p95_s, slo.ttft_p95_s), (obs.itl_p95_s, slo.itl_p95_s))
         if observed is not None and target > 0
     ]
-
-
-def miss_share(obs: Observation, slo: Slo) -> float | None:
-    """The share of the window's requests over the TTFT or the ITL target: as the source
-    gave it, else from the window's histograms, added up as the what-if does (a request
-    over both counts twice, which errs towards more capacity); None where neither
-    histogram has an observation."""
-    if obs.miss_share is not None:
-        return obs.miss_share
-    ttft = share_above(slo.ttft_p95_s, dict(obs.ttft_buckets)) if obs.ttft_buckets else None
-    itl = share_above(slo.itl_p95_s, dict(obs.itl_buckets)) if obs.itl_buckets else None
-    if ttft is None and itl is None:
-        return None
-    return min(1.0, (ttft or 0.0) + (itl or 0.0))
 
 
 def _bounded(rps: float, prior: float, band: float) -> float:

@@ -1,9 +1,11 @@
 """How many replicas a model needs, as a pipeline of small pure steps.
 
 demand (arrival rate / learned capacity per replica) -> latency correction (observed
-TTFT/ITL against the SLO) -> burst fast path (queue growth) -> no scale-down on missing or
+TTFT/ITL p95s against the SLO, or with an objective the share of requests missing it
+against the error budget) -> burst fast path (queue growth) -> no scale-down on missing or
 stale signals -> stabilisation (scale up on the lowest, down on the highest recommendation
-of a window) -> rate limits -> min/max. Each step records what it set and why, so the status
+of a window; a scale-up the latency or burst step set skips the window, as the SLO is
+being missed now) -> rate limits -> min/max. Each step records what it set and why, so the status
 and the log line can say which step decided.
 """
 
@@ -12,6 +14,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from autoscaler.signals.histogram import share_above
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,9 +129,12 @@ def decide(
     desired = _demand(obs, capacity_rps, capacity_source, current, steps)
     desired = _latency(obs, slo, desired, behavior, steps)
     desired = _burst(obs, desired, behavior, steps)
+    # The SLO is being missed now (latency or a queue set the number): scale up without
+    # waiting out the scale-up window, as the KPA's panic mode does.
+    slo_breached = steps[-1].name in {"latency", "burst"} and steps[-1].replicas == desired
     desired = _hold_on_missing(obs, desired, current, steps)
     desired = _tolerance(desired, current, behavior, steps)
-    desired = _stabilize(obs.at, desired, current, behavior, history, steps)
+    desired = _stabilize(obs.at, desired, current, behavior, history, steps, slo_breached)
     desired = _rate_limit(obs.at, desired, current, behavior, history, steps)
     clamped = min(max(desired, behavior.min_replicas), behavior.max_replicas)
     if clamped != desired:
@@ -157,12 +164,19 @@ def _latency(obs: Observation, slo: Slo, desired: int, b: Behavior, steps: list[
         for r in (_ratio(obs.ttft_p95_s, slo.ttft_p95_s), _ratio(obs.itl_p95_s, slo.itl_p95_s))
         if r is not None
     ]
-    if not ratios or max(ratios) <= 1.0:
+    factor, why = (max(ratios), f"latency at {max(ratios):.2f}x its SLO") if ratios else (0, "")
+    miss = miss_share(obs, slo)
+    budget = None if slo.objective is None else 1 - slo.objective
+    # Over the error budget, the share of requests missing is taken as the share of demand
+    # the fleet is short of.
+    if miss is not None and budget is not None and miss > budget and 1 + miss > factor:
+        factor, why = 1 + miss, f"{miss:.1%} of requests missing the SLO"
+    if factor <= 1.0:
         return desired
-    factor = min(max(ratios), b.max_latency_correction)
+    factor = min(factor, b.max_latency_correction)
     corrected = max(desired, math.ceil(max(obs.ready_replicas, 1) * factor - 1e-9))
     if corrected != desired:
-        steps.append(Step("latency", corrected, f"latency at {max(ratios):.2f}x its SLO"))
+        steps.append(Step("latency", corrected, why))
     return corrected
 
 
@@ -195,9 +209,15 @@ def _tolerance(desired: int, current: int, b: Behavior, steps: list[Step]) -> in
 
 
 def _stabilize(
-    at: float, desired: int, current: int, b: Behavior, history: History, steps: list[Step]
+    at: float,
+    desired: int,
+    current: int,
+    b: Behavior,
+    history: History,
+    steps: list[Step],
+    slo_breached: bool = False,
 ) -> int:
-    if desired > current and b.scale_up_window_s > 0:
+    if desired > current and b.scale_up_window_s > 0 and not slo_breached:
         window = [*_window(history.recommendations, at, b.scale_up_window_s), desired]
         stable = max(current, min(window))
         reason = f"lowest recommendation of the last {b.scale_up_window_s:g}s"
@@ -231,6 +251,20 @@ def _rate_limit(
 
 def _window(recommendations: Sequence[tuple[float, int]], at: float, window_s: float) -> list[int]:
     return [r for t, r in recommendations if at - t <= window_s]
+
+
+def miss_share(obs: Observation, slo: Slo) -> float | None:
+    """The share of the window's requests over the TTFT or the ITL target: as the source
+    gave it, else from the window's histograms, added up as the what-if does (a request
+    over both counts twice, which errs towards more capacity); None where neither
+    histogram has an observation."""
+    if obs.miss_share is not None:
+        return obs.miss_share
+    ttft = share_above(slo.ttft_p95_s, dict(obs.ttft_buckets)) if obs.ttft_buckets else None
+    itl = share_above(slo.itl_p95_s, dict(obs.itl_buckets)) if obs.itl_buckets else None
+    if ttft is None and itl is None:
+        return None
+    return min(1.0, (ttft or 0.0) + (itl or 0.0))
 
 
 def _ratio(observed: float | None, target: float) -> float | None:

@@ -69,6 +69,37 @@ def test_scale_up_window_ignores_a_one_sample_spike():
     assert run(obs, behavior) == [4, 4, 4]
 
 
+def test_a_scale_up_the_slo_asks_for_skips_the_scale_up_window():
+    behavior = Behavior(scale_up_window_s=120, scale_down_window_s=0, max_scale_up_per_min=100)
+    calm = Observation(0, 4, arrival_rps=4.0)
+    # demand alone (a spike in the arrival rate) waits out the window ...
+    assert run([calm, Observation(15, 4, arrival_rps=6.0)], behavior) == [4, 4]
+    # ... latency over the SLO does not: the SLO is being missed now
+    assert run([calm, Observation(15, 4, arrival_rps=4.0, ttft_p95_s=1.5)], behavior) == [4, 6]
+    # nor does a queue
+    assert run([calm, Observation(15, 4, arrival_rps=4.0, queued=80)], behavior) == [4, 10]
+
+
+BUDGET = Slo(ttft_p95_s=1.0, itl_p95_s=0.05, objective=0.99)
+
+
+@pytest.mark.parametrize(
+    ("miss", "slo", "expected", "decided_by"),
+    [
+        (0.005, BUDGET, 4, "current"),  # within the 1% budget
+        (0.25, BUDGET, 5, "latency"),  # a quarter of the demand short: 4 x 1.25
+        (0.9, BUDGET, 8, "latency"),  # capped at 2x
+        (0.25, SLO, 4, "current"),  # no objective: the p95s alone decide
+    ],
+)
+def test_the_share_of_requests_missing_the_slo_corrects_like_latency(
+    miss, slo, expected, decided_by
+):
+    obs = Observation(0, 4, arrival_rps=8.0, ttft_p95_s=0.9, miss_share=miss)
+    decision = decide(obs, slo, 2.0, FAST)
+    assert (decision.replicas, decision.decided_by.name) == (expected, decided_by)
+
+
 def test_scale_down_is_rate_limited_too():
     behavior = Behavior(scale_down_window_s=0, max_scale_down_per_min=2)
     obs = [Observation(t, 10, arrival_rps=1.0) for t in (0, 20, 40, 61, 122)]
