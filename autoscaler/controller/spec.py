@@ -86,7 +86,7 @@ class SloSpec(_Camel):
 
 
 class SpotSpec(_Camel):
-    over_provision: float = Field(0.1, ge=0, le=1)
+    over_provision: float = Field(0.2, ge=0, le=1)
     fallback_after_seconds: float = Field(120.0, ge=0)
     replacement_seconds: float = Field(600.0, ge=0)
 

@@ -60,7 +60,7 @@ class PoolState:
 @dataclass(frozen=True, slots=True)
 class SpotSettings:
     on_demand_floor: int = 1
-    over_provision: float = 0.1
+    over_provision: float = 0.2
     """Extra spot replicas, as a share of the spot replicas planned."""
     fallback_after_s: float = 120.0
     preemption_window_s: float = 3600.0

@@ -71,6 +71,12 @@ def add_scenario_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--capacity-rps", type=float, help="per replica (default: calibrated)")
     p.add_argument(
+        "--spot-over-provision",
+        type=float,
+        default=0.2,
+        help="tidegate: extra spot replicas as a share of those planned (at least)",
+    )
+    p.add_argument(
         "--spot-fallback-after",
         type=float,
         default=300.0,
@@ -103,6 +109,7 @@ def replay_settings(args: argparse.Namespace) -> ReplaySettings:
         slo_objective=args.slo_objective,
         capacity_rps=args.capacity_rps,
         spot_fallback_after_s=args.spot_fallback_after,
+        spot_over_provision=args.spot_over_provision,
         learn_capacity=not args.no_learn,
         seed=args.seed,
     )

@@ -77,6 +77,13 @@ class ReplaySettings(BaseModel):
     learn_capacity: bool = Field(
         default=True, description="Tidegate: learn capacity per replica (else keep the prior)"
     )
+    spot_over_provision: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        description="Tidegate: extra spot replicas as a share of those planned, at least "
+        "(the planner raises it to the observed preemption rate)",
+    )
     spot_fallback_after_s: float = Field(
         default=300.0, ge=0, description="Tidegate: spot pending this long -> on-demand"
     )
@@ -162,8 +169,10 @@ def build_policy(
     if name == "skyserve":
         spot_pool = next((p.name for p in pools if p.capacity_type == "spot"), None)
         return SkyServePolicy(spot_pool, single, cap.rps, max_replicas=ceiling)
-    # No fixed spot over-provision: the planner adds what the observed preemption rate asks.
-    spot = SpotSettings(fallback_after_s=settings.spot_fallback_after_s, over_provision=0.0)
+    spot = SpotSettings(
+        fallback_after_s=settings.spot_fallback_after_s,
+        over_provision=settings.spot_over_provision,
+    )
     learning = LearnSettings(enabled=settings.learn_capacity)
     return TidegatePolicy(cap.rps, settings.slo, learning=learning, spot=spot)
 

@@ -177,7 +177,7 @@ def tidegate_pools(
 
 def test_tidegate_starts_on_the_on_demand_floor_plus_spot_with_over_provisioning():
     policy = TidegatePolicy(capacity_rps=10.0, slo=SLO)
-    assert policy.initial(tidegate_pools(), 10) == {"spot": 10, "od": 1}  # 9 + ceil(0.9)
+    assert policy.initial(tidegate_pools(), 10) == {"spot": 11, "od": 1}  # 9 + ceil(1.8)
 
 
 def test_tidegate_follows_demand_and_latency():
@@ -185,12 +185,12 @@ def test_tidegate_follows_demand_and_latency():
     policy = TidegatePolicy(capacity_rps=10.0, slo=SLO, behavior=Behavior(), learning=fixed)
     policy.initial(tidegate_pools(), 4)
     fleet = tidegate_pools(spot_desired=4, spot_ready=4, od_desired=1, od_ready=1)
-    assert policy.decide(view(15.0, *fleet, rps=80.0)) == {"spot": 8, "od": 1}
+    assert policy.decide(view(15.0, *fleet, rps=80.0)) == {"spot": 9, "od": 1}  # 7 + ceil(1.4)
     assert policy.last is not None and policy.last.decided_by.name == "demand"
     fleet = tidegate_pools(spot_desired=8, spot_ready=8, od_desired=1, od_ready=1)
     out = policy.decide(view(90.0, *fleet, rps=80.0, ttft=1.5))  # 9 ready x 1.5 = 14
     assert policy.last is not None and policy.last.decided_by.name == "latency"
-    assert out == {"spot": 13 + 2, "od": 1}
+    assert out == {"spot": 13 + 3, "od": 1}  # 13 + ceil(2.6)
 
 
 def test_tidegate_waits_out_a_one_interval_spike_and_learns_capacity():
@@ -227,5 +227,5 @@ def test_warm_started_policies_do_not_collapse_before_their_windows_fill():
     assert kpa_.decide(view(0.0, status(ready=10))) == {"od": 10}  # Knative starts panicking
     tidegate = TidegatePolicy(capacity_rps=10.0, slo=SLO)
     tidegate.initial(tidegate_pools(), 10)
-    fleet = tidegate_pools(spot_desired=10, spot_ready=10, od_desired=1, od_ready=1)
-    assert tidegate.decide(view(15.0, *fleet, rps=20.0)) == {"spot": 10, "od": 1}
+    fleet = tidegate_pools(spot_desired=11, spot_ready=11, od_desired=1, od_ready=1)
+    assert tidegate.decide(view(15.0, *fleet, rps=20.0)) == {"spot": 11, "od": 1}

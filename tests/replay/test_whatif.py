@@ -222,3 +222,17 @@ def test_a_warm_up_replays_the_day_before_and_counts_only_the_day(trace, tmp_pat
     # the same static fleet, billed for the measured hour only
     assert result.cost == pytest.approx(results["cold"].cost, rel=0.01)
     assert json.loads(result.to_json())["warmup_hours"] == 1.0
+
+
+def test_tidegate_takes_its_spot_over_provision_from_the_settings(trace):
+    from autoscaler.replay.calibrate import Capacity
+    from autoscaler.replay.policies import TidegatePolicy
+    from autoscaler.replay.runner import build_policy
+
+    pools = parse_pools(None)
+    status = ClusterModel(pools, draw_market(pools, 100.0)).status(0.0)
+    settings = ReplaySettings(trace=trace, capacity_rps=5.0, spot_over_provision=0.25)
+    policy = build_policy("tidegate", status, Capacity(5.0, 20.0), 10.0, settings)
+    assert isinstance(policy, TidegatePolicy) and policy.spot.over_provision == 0.25
+    # 8 replicas wanted, one on-demand floor: 7 on spot plus a quarter of them
+    assert policy.initial(status, 8) == {"spot": 9, "on-demand": 1}
