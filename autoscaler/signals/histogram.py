@@ -36,17 +36,24 @@ def add_buckets(into: dict[float, float], more: Buckets) -> None:
         into[le] = into.get(le, 0.0) + count
 
 
+def _counted(buckets: Buckets) -> tuple[list[float], float] | None:
+    """The sorted bounds and the total count; None without a ``+Inf`` bucket or with no
+    observations."""
+    bounds = sorted(buckets)
+    if not bounds or bounds[-1] != math.inf or buckets[math.inf] <= 0:
+        return None
+    return bounds, buckets[math.inf]
+
+
 def quantile(q: float, buckets: Buckets) -> float | None:
     """The ``q`` quantile (0..1) of observations counted in cumulative ``buckets``; None
     with no observations or no ``+Inf`` bucket."""
     if not 0.0 <= q <= 1.0:
         raise ValueError(f"quantile must be within [0, 1], got {q}")
-    bounds = sorted(buckets)
-    if not bounds or bounds[-1] != math.inf:
+    counted = _counted(buckets)
+    if counted is None:
         return None
-    total = buckets[math.inf]
-    if total <= 0:
-        return None
+    bounds, total = counted
     rank = q * total
     lower, below = 0.0, 0.0
     for le in bounds:
@@ -67,12 +74,10 @@ def share_above(x: float, buckets: Buckets) -> float | None:
     linearly inside the bucket ``x`` falls in as :func:`quantile` does (exact when ``x`` is
     a bound); None with no observations or no ``+Inf`` bucket. Above the highest finite
     bound only the ``+Inf`` bucket's own observations count."""
-    bounds = sorted(buckets)
-    if not bounds or bounds[-1] != math.inf:
+    counted = _counted(buckets)
+    if counted is None:
         return None
-    total = buckets[math.inf]
-    if total <= 0:
-        return None
+    bounds, total = counted
     lower, below = 0.0, 0.0
     for le in bounds:
         count = max(below, buckets[le])
