@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import math
 import struct
+import time
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from tests.workers.sim_helpers import MODEL, asgi_client, make_app, sse_payloads
@@ -116,6 +119,37 @@ async def test_chat_stream_event_sequence(client: httpx.AsyncClient) -> None:
         assert set(choice["delta"]) == {"content"}
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
     assert no_usage_anywhere(payloads)
+
+
+async def test_chat_stream_opens_with_its_first_token_not_before() -> None:
+    # vLLM sends the role chunk from its first engine output, after prefill: nothing of
+    # the stream's body may come before the (injected, 200 ms) time to first token.
+    app = make_app(ttft_ms=200.0)
+    body = orjson.dumps({**CHAT, "stream": True, "max_tokens": 2})
+    sent: list[tuple[float, dict[str, Any]]] = []
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        if messages:
+            return messages.pop(0)
+        await asyncio.Event().wait()  # the client stays
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append((time.monotonic(), message))
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/chat/completions",
+        "headers": [(b"content-type", b"application/json")],
+        "query_string": b"",
+    }
+    await app(scope, receive, send)
+    started = next(t for t, m in sent if m["type"] == "http.response.start")
+    first_body, first = next((t, m) for t, m in sent if m["type"] == "http.response.body")
+    assert first_body - started >= 0.19
+    assert b'"role":"assistant"' in first["body"]
 
 
 async def test_stream_text_equals_non_streamed_text(client: httpx.AsyncClient) -> None:

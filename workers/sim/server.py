@@ -280,14 +280,19 @@ class SimApp:
             continuous_usage=params.continuous_usage,
         )
         await send({"type": "http.response.start", "status": 200, "headers": [SSE_HEADER]})
+        # As vLLM does, chat's role chunk goes out with the first token, not before it: a
+        # client (or a gateway timing TTFT from the first event) sees nothing until prefill.
         opening = formatter.opening()
-        if opening is not None:
-            await send_chunk(send, opening)
         produced = 0
         async for chunk in stream:
+            if opening is not None:
+                await send_chunk(send, opening)
+                opening = None
             produced = chunk.end
             text = output_text(chunk.start, chunk.num_tokens)
             await send_chunk(send, formatter.delta(text, chunk.finish_reason, produced))
+        if opening is not None:
+            await send_chunk(send, opening)
         if formatter.include_usage:
             await send_chunk(send, formatter.usage_event(produced))
         await send({"type": "http.response.body", "body": protocol.SSE_DONE})
