@@ -157,7 +157,7 @@ def test_the_gateway_config_loads_and_its_selector_finds_every_worker_service(
 
 def test_the_gateway_config_merges_user_settings_over_the_charts() -> None:
     config = gateway_config(render(TWO_MODELS))
-    assert config["scheduler"] == {"default_profile": "affinity"}
+    assert config["scheduler"] == {"default_profile": "affinity", "gateway_replicas": 3}
     assert config["server"]["host"] == "0.0.0.0"
     assert config["models"] == ["meta-llama/Llama-3.1-8B-Instruct", "qwen-2.5-32b"]
 

@@ -99,7 +99,8 @@ capabilities:
   drop: [ALL]
 {{- end }}
 
-{{/* The gateway's settings file (gateway/settings.py's schema). */}}
+{{/* The gateway's settings file (gateway/settings.py's schema). scheduler.gateway_replicas
+defaults to gateway.replicas; a value in gateway.config wins. */}}
 {{- define "tidegate.gatewayConfig" -}}
 {{- $served := list }}
 {{- range .Values.models }}
@@ -113,6 +114,7 @@ capabilities:
     "port_name" "http"
     "auth" "in-cluster"
     "watch_timeout_s" .Values.gateway.discovery.watchTimeoutSeconds))
+  "scheduler" (dict "gateway_replicas" (int .Values.gateway.replicas))
   "models" $served }}
 {{- toYaml (mergeOverwrite $generated (deepCopy .Values.gateway.config)) }}
 {{- end }}
