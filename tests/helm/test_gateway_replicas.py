@@ -44,14 +44,27 @@ def gateway_env(docs: list[Doc]) -> list[Doc]:
     return env
 
 
+AFFINITY = "gateway.config.scheduler.default_profile=affinity"
+
+
 @pytest.mark.parametrize(("sets", "replicas"), [([], 2), (["gateway.replicas=3"], 3)])
 def test_gateway_replicas_follows_the_deployments_replica_count(
     sets: list[str], replicas: int, tmp_path: Path
 ) -> None:
-    docs = render(sets=sets)
+    docs = render(sets=[*sets, AFFINITY])
     assert one(docs, "Deployment", GATEWAY)["spec"]["replicas"] == replicas
-    assert gateway_config(docs)["scheduler"] == {"gateway_replicas": replicas}
+    assert gateway_config(docs)["scheduler"] == {
+        "default_profile": "affinity",
+        "gateway_replicas": replicas,
+    }
     assert loaded(docs, tmp_path).scheduler.gateway_replicas == replicas
+
+
+def test_least_queue_installs_leave_the_estimate_off(tmp_path: Path) -> None:
+    # The estimate costs pure load balancing some balance (docs/routing.md)
+    docs = render(sets=["gateway.replicas=3"])
+    assert "scheduler" not in gateway_config(docs) or not gateway_config(docs)["scheduler"]
+    assert loaded(docs, tmp_path).scheduler.gateway_replicas == 1
 
 
 def test_an_explicit_gateway_replicas_wins_and_other_scheduler_settings_stay() -> None:

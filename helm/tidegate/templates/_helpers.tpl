@@ -99,10 +99,16 @@ capabilities:
   drop: [ALL]
 {{- end }}
 
-{{/* The gateway's settings file (gateway/settings.py's schema). scheduler.gateway_replicas
-defaults to gateway.replicas; a value in gateway.config wins. */}}
+{{/* The gateway's settings file (gateway/settings.py's schema). With the `affinity` default
+profile, scheduler.gateway_replicas defaults to gateway.replicas (the estimate it feeds costs
+least-queue some balance, docs/routing.md); a value in gateway.config wins. */}}
 {{- define "tidegate.gatewayConfig" -}}
 {{- $served := list }}
+{{- $profile := dig "scheduler" "default_profile" "least-queue" .Values.gateway.config }}
+{{- $scheduler := dict }}
+{{- if eq $profile "affinity" }}
+{{- $scheduler = dict "gateway_replicas" (int .Values.gateway.replicas) }}
+{{- end }}
 {{- range .Values.models }}
 {{- $served = append $served (default .model .servedModelName) }}
 {{- end }}
@@ -114,7 +120,7 @@ defaults to gateway.replicas; a value in gateway.config wins. */}}
     "port_name" "http"
     "auth" "in-cluster"
     "watch_timeout_s" .Values.gateway.discovery.watchTimeoutSeconds))
-  "scheduler" (dict "gateway_replicas" (int .Values.gateway.replicas))
+  "scheduler" $scheduler
   "models" $served }}
 {{- toYaml (mergeOverwrite $generated (deepCopy .Values.gateway.config)) }}
 {{- end }}
