@@ -11,6 +11,7 @@ import functools
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,27 @@ def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     if check and result.returncode != 0:
         raise AssertionError(f"helm {' '.join(args)} failed:\n{result.stderr}")
     return result
+
+
+def refused(*sets: str, values: Path | None = None) -> str:
+    """``helm template`` with these values must fail; its error output."""
+    result = helm("template", "rel", str(CHART), *value_args(values, sets), check=False)
+    assert result.returncode != 0, "expected the values to be refused"
+    return result.stderr
+
+
+def validated(manifest: Path, version: str) -> str:
+    """Validate rendered manifests against Kubernetes ``version``'s schemas
+    (kubernetes-validate, strict); the tool's output, which the caller may check further."""
+    result = subprocess.run(
+        [sys.executable, "-m", "kubernetes_validate", "--strict", "-k", version, str(manifest)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    return output
 
 
 def value_args(values: Path | None = None, sets: Sequence[str] = ()) -> list[str]:

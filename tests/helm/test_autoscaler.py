@@ -3,15 +3,24 @@ Deployment, settings, ServiceAccount and RBAC behind ``autoscaler.enabled``."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from autoscaler.controller.settings import ControllerSettings, load_settings
-from tests.helm.chart import CHART, KUBE_VERSIONS, Doc, helm, of_kind, one, render, value_args
+from tests.helm.chart import (
+    CHART,
+    KUBE_VERSIONS,
+    Doc,
+    helm,
+    of_kind,
+    one,
+    refused,
+    render,
+    validated,
+    value_args,
+)
 
 ON = ["autoscaler.enabled=true", "autoscaler.prometheusUrl=http://prometheus.monitoring:9090"]
 NAME = "rel-tidegate-autoscaler"
@@ -43,14 +52,7 @@ def test_the_crd_and_the_controller_are_valid_kubernetes(version: str, tmp_path:
     manifest = tmp_path / "rendered.yaml"
     args = ["template", "rel", str(CHART), "-n", "llm", "--include-crds", *value_args(None, ON)]
     manifest.write_text(helm(*args).stdout)
-    result = subprocess.run(
-        [sys.executable, "-m", "kubernetes_validate", "--strict", "-k", version, str(manifest)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output
+    output = validated(manifest, version)
     assert "ERROR" not in output and "Couldn't find schema" not in output, output
     for kind in ("customresourcedefinition", "deployment", "role", "rolebinding"):
         assert f"passed for resource {kind}/" in output, output
@@ -137,12 +139,6 @@ def test_rbac_grants_exactly_what_the_controller_calls() -> None:
     assert one(docs, "Role", "rel-tidegate-gateway-discovery")["rules"][0]["resources"] == [
         "endpointslices"
     ]
-
-
-def refused(*sets: str) -> str:
-    result = helm("template", "rel", str(CHART), *value_args(None, sets), check=False)
-    assert result.returncode != 0, "expected the values to be refused"
-    return result.stderr
 
 
 @pytest.mark.parametrize(

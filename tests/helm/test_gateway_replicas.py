@@ -3,15 +3,24 @@ they share and the prefix-index exchange over it."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from gateway.settings import GatewaySettings, load_settings
-from tests.helm.chart import CHART, EXAMPLES, KUBE_VERSIONS, Doc, helm, one, render, value_args
+from tests.helm.chart import (
+    CHART,
+    EXAMPLES,
+    KUBE_VERSIONS,
+    Doc,
+    helm,
+    one,
+    refused,
+    render,
+    validated,
+    value_args,
+)
 
 TWO_MODELS = next(p for p in EXAMPLES if p.stem == "two-models")
 GATEWAY = "rel-tidegate-gateway"
@@ -125,12 +134,6 @@ def test_a_redis_url_from_a_secret_reaches_the_gateway_as_its_env_override(
     assert settings.prefix_exchange.enabled
 
 
-def template_error(*sets: str) -> str:
-    result = helm("template", "rel", str(CHART), *value_args(None, sets), check=False)
-    assert result.returncode != 0, "expected the values to be refused"
-    return result.stderr
-
-
 @pytest.mark.parametrize(
     ("sets", "message"),
     [
@@ -145,7 +148,7 @@ def template_error(*sets: str) -> str:
 def test_the_templates_refuse_an_exchange_without_one_redis_url(
     sets: list[str], message: str
 ) -> None:
-    assert message in template_error(*sets)
+    assert message in refused(*sets)
 
 
 @pytest.mark.parametrize(
@@ -162,7 +165,7 @@ def test_the_templates_refuse_an_exchange_without_one_redis_url(
     ],
 )
 def test_bad_replica_and_exchange_values_fail_the_schema(sets: list[str], message: str) -> None:
-    error = template_error(*sets)
+    error = refused(*sets)
     assert "values don't meet the specifications of the schema" in error
     assert message in error
 
@@ -178,13 +181,6 @@ def test_the_rendered_objects_with_the_exchange_are_valid_kubernetes(
     manifest.write_text(
         helm("template", "rel", str(CHART), "-n", "llm", *value_args(None, sets)).stdout
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "kubernetes_validate", "--strict", "-k", version, str(manifest)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output
+    output = validated(manifest, version)
     assert "ERROR" not in output, output
     assert "passed for resource deployment/" in output, output

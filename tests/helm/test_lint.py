@@ -4,8 +4,6 @@ schemas (kubernetes-validate, offline) for the oldest and newest supported versi
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +14,7 @@ from tests.helm.chart import (
     VALUE_SETS,
     helm,
     render_text,
+    validated,
     value_args,
     values_id,
 )
@@ -36,14 +35,7 @@ def test_helm_lint_strict(values: Path | None) -> None:
 def test_rendered_objects_are_valid_kubernetes(values: Path | None, version: str, tmp_path) -> None:
     manifest = tmp_path / "rendered.yaml"
     manifest.write_text(render_text(values))
-    result = subprocess.run(
-        [sys.executable, "-m", "kubernetes_validate", "--strict", "-k", version, str(manifest)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output
+    output = validated(manifest, version)
     assert "ERROR" not in output, output
     skipped = set(re.findall(r"Couldn't find schema for kind (\w+)", output))
     assert skipped <= UNVALIDATED_KINDS, output
@@ -71,21 +63,7 @@ def test_the_readme_example_lints_and_renders_valid_objects(tmp_path) -> None:
     manifest.write_text(
         helm("template", "tidegate", str(CHART), "-n", "llm", *value_args(values)).stdout
     )
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "kubernetes_validate",
-            "--strict",
-            "-k",
-            KUBE_VERSIONS[-1],
-            str(manifest),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    validated(manifest, KUBE_VERSIONS[-1])
     text = manifest.read_text()
     for name in ("tidegate-gateway", "tidegate-llama-8b-on-demand", "tidegate-llama-8b-spot"):
         assert f"name: {name}\n" in text

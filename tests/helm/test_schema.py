@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helm.chart import CHART, EXAMPLES, helm, value_args
+from tests.helm.chart import CHART, EXAMPLES, helm, refused, value_args
 
 SPOT_ON_DEMAND = next(p for p in EXAMPLES if p.stem == "spot-on-demand")
 MODEL = ["models[0].name=llama-8b", "models[0].model=m"]
@@ -17,12 +17,6 @@ POOL = [
     "models[0].pools[0].capacityType=spot",
     "models[0].pools[0].replicas=1",
 ]
-
-
-def template_error(*sets: str, values: Path | None = None) -> str:
-    result = helm("template", "rel", str(CHART), *value_args(values, sets), check=False)
-    assert result.returncode != 0, "expected the values to be refused"
-    return result.stderr
 
 
 @pytest.mark.parametrize(
@@ -46,20 +40,20 @@ def template_error(*sets: str, values: Path | None = None) -> str:
     ],
 )
 def test_a_bad_value_fails_the_schema_naming_it(sets: list[str], message: str) -> None:
-    error = template_error(*sets)
+    error = refused(*sets)
     assert "values don't meet the specifications of the schema" in error
     assert message in error
 
 
 def test_the_templates_refuse_a_grace_period_shorter_than_the_drain() -> None:
-    error = template_error("workers.terminationGracePeriodSeconds=30", values=SPOT_ON_DEMAND)
+    error = refused("workers.terminationGracePeriodSeconds=30", values=SPOT_ON_DEMAND)
     assert "shorter than preStop sleep + drain grace + stop timeout" in error
-    error = template_error("gateway.terminationGracePeriodSeconds=20")
+    error = refused("gateway.terminationGracePeriodSeconds=20")
     assert "must exceed gateway.preStopSleepSeconds" in error
 
 
 def test_a_claim_name_is_required_for_a_persistent_model_cache() -> None:
-    error = template_error("workers.modelCache.type=persistentVolumeClaim", values=SPOT_ON_DEMAND)
+    error = refused("workers.modelCache.type=persistentVolumeClaim", values=SPOT_ON_DEMAND)
     assert "modelCache.claimName is required" in error
 
 
