@@ -7,45 +7,29 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from prometheus_client import CollectorRegistry
 
 from gateway.admission import AdmissionGate, Overloaded
-from gateway.metrics import GatewayMetrics
-from gateway.settings import load_settings
 from scheduler.endpoint import EngineStats
 from scheduler.pool import EndpointPool, ProbeResult
+from tests.gateway.support import MODEL, NOW, probed_gate, settle
 
 WORKER = "http://10.0.0.5:8000"
-MODEL = "llama"
 CRITICAL, STANDARD, SHEDDABLE = 2, 1, 0
-NOW = 100.0
 
 
 def gate_with(in_flight: int, **admission: object) -> tuple[AdmissionGate, EndpointPool]:
-    pool = EndpointPool()
-    pool.set_urls([WORKER])
-    pool.record_probe(WORKER, ProbeResult(models=frozenset({MODEL})), NOW)
+    gate, pool = probed_gate(
+        [WORKER],
+        {
+            "max_running_per_worker": 2,
+            "queue_threshold": 1,
+            "priority_headroom": {CRITICAL: 1},
+            **admission,
+        },
+    )
     for _ in range(in_flight):
         pool.acquire(WORKER)
-    settings = load_settings(
-        overrides={
-            "discovery": {"workers": [WORKER]},
-            "admission": {
-                "max_running_per_worker": 2,
-                "queue_threshold": 1,
-                "priority_headroom": {CRITICAL: 1},
-                **admission,
-            },
-        }
-    )
-    gate = AdmissionGate(settings, pool, GatewayMetrics(CollectorRegistry(), pool), lambda: NOW)
     return gate, pool
-
-
-async def settle() -> None:
-    """Let released waiters run to their end (no time passes)."""
-    for _ in range(3):
-        await asyncio.sleep(0)
 
 
 @pytest.mark.parametrize(

@@ -7,38 +7,19 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from prometheus_client import CollectorRegistry
 
 from gateway.admission import AdmissionGate
-from gateway.metrics import GatewayMetrics
 from gateway.settings import SettingsError, load_settings
 from gateway.upstream import PrefillClaim
-from scheduler.pool import EndpointPool, ProbeResult
+from scheduler.pool import EndpointPool
+from tests.gateway.support import MODEL, probed_gate, settle
 
 A, B = "http://10.0.0.5:8000", "http://10.0.0.6:8000"
-MODEL = "llama"
 CRITICAL, STANDARD = 2, 1
-NOW = 100.0
 
 
 def gate_with(bound: int | None, **admission: object) -> tuple[AdmissionGate, EndpointPool]:
-    pool = EndpointPool()
-    pool.set_urls([A, B])
-    for url in (A, B):
-        pool.record_probe(url, ProbeResult(models=frozenset({MODEL})), NOW)
-    settings = load_settings(
-        overrides={
-            "discovery": {"workers": [A, B]},
-            "admission": {"max_prefill_tokens_per_worker": bound, **admission},
-        }
-    )
-    gate = AdmissionGate(settings, pool, GatewayMetrics(CollectorRegistry(), pool), lambda: NOW)
-    return gate, pool
-
-
-async def settle() -> None:
-    for _ in range(3):
-        await asyncio.sleep(0)
+    return probed_gate([A, B], {"max_prefill_tokens_per_worker": bound, **admission})
 
 
 @pytest.mark.parametrize(
