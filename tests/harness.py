@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import orjson
 import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -158,3 +159,35 @@ def wait_until(condition: Callable[[], bool], timeout_s: float, interval_s: floa
             raise AssertionError(f"condition not met within {timeout_s}s")
         time.sleep(interval_s)
     return time.monotonic() - start
+
+
+async def unavailable_worker(scope: Scope, receive: Receive, send: Send) -> None:
+    """A worker that passes its probes but answers every inference request with 503."""
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    path = scope["path"]
+    if path == "/v1/models":
+        status, body = (
+            200,
+            orjson.dumps({"object": "list", "data": [{"id": MODEL, "object": "model"}]}),
+        )
+    elif path in ("/health", "/metrics"):
+        status, body = 200, b""
+    else:
+        status, body = (
+            503,
+            orjson.dumps(
+                {"error": {"message": "overloaded", "type": "x", "param": None, "code": 503}}
+            ),
+        )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

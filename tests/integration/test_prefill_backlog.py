@@ -11,11 +11,16 @@ import asyncio
 import time
 
 import httpx
-import orjson
 import pytest
-from starlette.types import Receive, Scope, Send
 
-from tests.harness import MODEL, run_gateway, serve_in_thread, sim_workers, until
+from tests.harness import (
+    MODEL,
+    run_gateway,
+    serve_in_thread,
+    sim_workers,
+    unavailable_worker,
+    until,
+)
 
 TTFT_S = 1.0
 PROMPT = "x" * 400  # the gateway estimates 100 tokens
@@ -144,26 +149,9 @@ def test_the_backlog_is_given_back_after_a_first_byte_timeout(slow):
         assert backlog(gw) == {slow[0].url: 0}
 
 
-async def _unavailable_worker(scope: Scope, receive: Receive, send: Send) -> None:
-    """Passes its probes, answers every inference request 503."""
-    if scope["type"] == "lifespan":
-        while (await receive())["type"] != "lifespan.shutdown":
-            await send({"type": "lifespan.startup.complete"})
-        await send({"type": "lifespan.shutdown.complete"})
-        return
-    status, body = 503, b'{"error": {"message": "overloaded"}}'
-    if scope["path"] == "/v1/models":
-        status, body = 200, orjson.dumps({"object": "list", "data": [{"id": MODEL}]})
-    elif scope["path"] in ("/health", "/metrics"):
-        status, body = 200, b""
-    headers = [(b"content-type", b"application/json")]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
 def test_the_backlog_is_given_back_when_a_503_is_retried_elsewhere(slow):
     with (
-        serve_in_thread(_unavailable_worker) as (bad_url, _),
+        serve_in_thread(unavailable_worker) as (bad_url, _),
         run_gateway([bad_url, slow[0].url], admission=BOUNDED) as gw,
     ):
         for _ in range(4):

@@ -8,11 +8,18 @@ import signal
 
 import httpx
 import openai
-import orjson
 import pytest
 from starlette.types import Receive, Scope, Send
 
-from tests.harness import MODEL, metric_value, run_gateway, serve_in_thread, sim_workers, wait_until
+from tests.harness import (
+    MODEL,
+    metric_value,
+    run_gateway,
+    serve_in_thread,
+    sim_workers,
+    unavailable_worker,
+    wait_until,
+)
 
 CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "hello"}]}
 
@@ -104,7 +111,7 @@ def _draining_worker_app():
             )
             await send({"type": "http.response.body", "body": b'{"error": {}}'})
             return
-        await _unavailable_worker(scope, receive, send)
+        await unavailable_worker(scope, receive, send)
 
     return app
 
@@ -127,41 +134,9 @@ def test_a_draining_worker_is_taken_out_of_rotation_at_once():
         assert not gw.call(lambda: gw.app.services.pool.snapshot.by_url(bad_url).healthy)
 
 
-async def _unavailable_worker(scope: Scope, receive: Receive, send: Send) -> None:
-    """A worker that passes its probes but answers every inference request with 503."""
-    if scope["type"] == "lifespan":
-        while (await receive())["type"] != "lifespan.shutdown":
-            await send({"type": "lifespan.startup.complete"})
-        await send({"type": "lifespan.shutdown.complete"})
-        return
-    path = scope["path"]
-    if path == "/v1/models":
-        status, body = (
-            200,
-            orjson.dumps({"object": "list", "data": [{"id": MODEL, "object": "model"}]}),
-        )
-    elif path in ("/health", "/metrics"):
-        status, body = 200, b""
-    else:
-        status, body = (
-            503,
-            orjson.dumps(
-                {"error": {"message": "overloaded", "type": "x", "param": None, "code": 503}}
-            ),
-        )
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json")],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
 def test_a_503_before_the_first_byte_is_retried_on_the_next_worker():
     with (
-        serve_in_thread(_unavailable_worker) as (bad_url, _),
+        serve_in_thread(unavailable_worker) as (bad_url, _),
         sim_workers(1) as good,
         run_gateway([bad_url, good[0].url]) as gw,
     ):
@@ -175,7 +150,7 @@ def test_a_503_before_the_first_byte_is_retried_on_the_next_worker():
 
 
 def test_when_every_worker_is_unavailable_the_workers_answer_is_kept():
-    with serve_in_thread(_unavailable_worker) as (bad_url, _), run_gateway([bad_url]) as gw:
+    with serve_in_thread(unavailable_worker) as (bad_url, _), run_gateway([bad_url]) as gw:
         response = httpx.post(gw.base_url + "/chat/completions", json=CHAT)
         assert response.status_code == 503
         assert response.json()["error"]["message"] == "overloaded"
