@@ -34,8 +34,6 @@ from dataclasses import dataclass, replace
 
 from autoscaler.policy.pipeline import Observation, Slo, miss_share
 
-__all__ = ["CapacityEstimate", "LearnSettings", "learn", "learned_capacity", "miss_share"]
-
 
 @dataclass(frozen=True, slots=True)
 class LearnSettings:

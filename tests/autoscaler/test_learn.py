@@ -12,9 +12,8 @@ from autoscaler.policy.learn import (
     LearnSettings,
     learn,
     learned_capacity,
-    miss_share,
 )
-from autoscaler.policy.pipeline import Observation, Slo
+from autoscaler.policy.pipeline import Observation, Slo, miss_share
 
 SLO = Slo(ttft_p95_s=1.0, itl_p95_s=0.05)
 # The rules at round numbers (the defaults are tuned in docs/replay.md): half the gap down,
