@@ -112,11 +112,12 @@ class Workload:
         self.warmup_s = 0.0
         """Scenario seconds replayed before the measured window."""
         if settings.rates is not None:
-            day = read_rate_curve(settings.rates, settings.day, settings.hours)
             self.warmup_s = settings.warmup_hours * 3600.0
             curve = read_rate_curve(
                 settings.rates, settings.day, settings.hours, lead_hours=settings.warmup_hours
-            ).scaled(settings.peak_rps / day.peak)
+            )
+            # Scaled so that the day itself, not its warm-up, peaks at peak_rps.
+            curve = curve.scaled(settings.peak_rps / curve.peak_from(self.warmup_s))
             self.horizon_s = self.warmup_s + settings.hours * 3600.0
             self.requests = curve_arrivals(
                 curve, self.lengths, duration_s=self.horizon_s, time_scale=k, seed=settings.seed

@@ -46,6 +46,10 @@ class RateCurve:
     def peak(self) -> float:
         return max(self.rates)
 
+    def peak_from(self, t: float) -> float:
+        """The highest rate of the windows whose midpoint is at or after ``t``."""
+        return max(r for at, r in zip(self.times, self.rates, strict=True) if at >= t)
+
     @property
     def mean(self) -> float:
         return sum(self.rates) / len(self.rates)
