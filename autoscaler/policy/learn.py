@@ -19,9 +19,11 @@ interval shows, one pure step over an immutable estimate:
   upper bound above (additive increase, faster decrease);
 - nothing is learned from stale or missing signals, from an interval with no ready
   replica or no latency signal, from one in which the ready count changed (a preemption
-  halving the fleet would otherwise read as each survivor serving twice the load), or
-  from an idle one (``x`` below ``idle_share`` of the
-  estimate: slow requests at low load say little about capacity);
+  halving the fleet would otherwise read as each survivor serving twice the load), from
+  one that carried a backlog (requests queued beyond ``backlog_per_replica`` per ready
+  replica: their latency is the wait for an earlier shortage to clear, a preemption's or a
+  lagged ramp's, not what the replicas serve), or from an idle one (``x`` below
+  ``idle_share`` of the estimate: slow requests at low load say little about capacity);
 - the estimate stays within ``[prior / band, prior * band]``, so a run of odd intervals
   (cold caches, unusually long prompts) cannot take it anywhere absurd.
 
@@ -30,9 +32,10 @@ The gateway counts a request when it is answered, so its arrival rate is the thr
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
-from autoscaler.policy.pipeline import Observation, Slo, miss_share
+from autoscaler.policy.pipeline import Observation, Slo, miss_share, requests_in_window
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +62,19 @@ class LearnSettings:
     spacing_s: float = 60.0
     """After a move, wait this long before the next: the signal window, so an interval
     shorter than the window does not count the same requests again."""
+    backlog_per_replica: float = 8.0
+    """Queued requests per ready replica above which an interval carries a backlog (the
+    pipeline's burst threshold)."""
+    breach_z: float = 2.0
+    """Judged by the error budget, a window is over the SLO only when its misses exceed the
+    budget by this many binomial standard deviations for its request count: in a window
+    of 200 requests a 1% budget is two misses, and four is noise, not a capacity limit
+    (the estimate ratcheted down on such windows through the replayed day)."""
+    backlog_hold_s: float = 300.0
+    """Nothing is learned for this long after a backlog: the requests it delayed finish,
+    and count in the windows, for minutes after the queue is gone. Without it, a fleet
+    draining the queue a mass preemption left read as a capacity of half the real one,
+    which sized the rest of the replayed day (docs/replay.md)."""
 
     def __post_init__(self) -> None:
         if not (0 < self.rate_up <= 1 and 0 < self.rate_down <= 1):
@@ -71,6 +87,10 @@ class LearnSettings:
             raise ValueError("probe_headroom must be in [0, 1), probe_step in [0, 0.5]")
         if not 0 <= self.over_margin < 1:
             raise ValueError("over_margin must be in [0, 1)")
+        if self.breach_z < 0:
+            raise ValueError("breach_z must be at least 0")
+        if self.backlog_per_replica <= 0 or self.backlog_hold_s < 0:
+            raise ValueError("backlog_per_replica must be above 0, backlog_hold_s at least 0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +109,8 @@ class CapacityEstimate:
     since before the first observation): the window's requests were served by the
     replicas of the window, not by those of its end."""
     ready_since: float | None = None
+    backlog_at: float | None = None
+    """When a backlog was last seen (None: never)."""
 
     @classmethod
     def seeded(cls, prior_rps: float) -> CapacityEstimate:
@@ -125,9 +147,14 @@ def learn(
         estimate = replace(estimate, ready=obs.ready_replicas, ready_since=since)
     if estimate.ready_since is not None and obs.at - estimate.ready_since < settings.spacing_s:
         return replace(estimate, why="ready replicas changed within the window: nothing learned")
+    if obs.queued is not None and obs.queued > settings.backlog_per_replica * obs.ready_replicas:
+        why = f"{obs.queued:.0f} requests queued: a backlog, nothing learned"
+        return replace(estimate, backlog_at=obs.at, why=why)
+    if estimate.backlog_at is not None and obs.at - estimate.backlog_at < settings.backlog_hold_s:
+        return replace(estimate, why="a backlog cleared recently: nothing learned")
     if estimate.updated_at is not None and obs.at - estimate.updated_at < settings.spacing_s:
         return replace(estimate, why="the last move's window is still open: nothing learned")
-    ratios = _slo_ratios(obs, slo)
+    ratios = _slo_ratios(obs, slo, settings.breach_z)
     if not ratios:
         return replace(estimate, why="no latency signal: nothing learned")
     per_replica = obs.arrival_rps / obs.ready_replicas
@@ -138,6 +165,9 @@ def learn(
     if worst <= 1.0 and per_replica > estimate.rps:
         moved = estimate.rps + settings.rate_up * (per_replica - estimate.rps)
         bound = f"within the SLO at {at}"
+    elif worst > 1.0 and per_replica < settings.busy_share * estimate.rps:
+        share = f"{settings.busy_share:.0%}"
+        return replace(estimate, why=f"over the SLO at {at}, under {share} of the estimate")
     elif worst > 1.0 and per_replica * (1 - settings.over_margin) < estimate.rps:
         below = per_replica * (1 - settings.over_margin)
         moved = estimate.rps + settings.rate_down * (below - estimate.rps)
@@ -166,13 +196,17 @@ def learn(
     )
 
 
-def _slo_ratios(obs: Observation, slo: Slo) -> list[float]:
+def _slo_ratios(obs: Observation, slo: Slo, breach_z: float = 0.0) -> list[float]:
     """How far the interval is from its SLO, 1 at the limit: misses against the error
     budget where both are known (what the objective is about), else the p95s against
     their targets."""
     miss = miss_share(obs, slo)
     if miss is not None and slo.objective is not None and slo.objective < 1:
-        return [miss / (1 - slo.objective)]
+        budget = 1 - slo.objective
+        n = requests_in_window(obs)
+        if n:
+            budget += breach_z * math.sqrt(budget * (1 - budget) / n)
+        return [miss / budget]
     return [
         observed / target
         for observed, target in ((obs.ttft_p95_s, slo.ttft_p95_s), (obs.itl_p95_s, slo.itl_p95_s))

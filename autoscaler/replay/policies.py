@@ -104,6 +104,7 @@ class TidegatePolicy:
             itl_p95_s=s.itl_p95_s,
             queued=s.queued,
             miss_share=s.miss_share,
+            window_requests=s.requests or None,
         )
         self.capacity = learned_capacity(
             self.capacity, self.capacity_rps, obs, self.slo, self.learning

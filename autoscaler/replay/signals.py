@@ -31,6 +31,8 @@ class Signals:
     miss_share: float | None = None
     """Share of the window's requests over the TTFT or the ITL target (their sum: a
     request missing both counts twice, so this errs high), when targets are known."""
+    requests: int = 0
+    """Requests with a first token in the window (what the miss share is over)."""
 
 
 class SortedWindow:
@@ -107,4 +109,5 @@ class SignalWindow:
             queued=waiting + held,
             in_flight=in_flight + held,
             miss_share=miss,
+            requests=len(self.ttft),
         )

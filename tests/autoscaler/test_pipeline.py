@@ -84,18 +84,22 @@ BUDGET = Slo(ttft_p95_s=1.0, itl_p95_s=0.05, objective=0.99)
 
 
 @pytest.mark.parametrize(
-    ("miss", "slo", "expected", "decided_by"),
+    ("miss", "slo", "ttft", "expected", "decided_by"),
     [
-        (0.005, BUDGET, 4, "current"),  # within the 1% budget
-        (0.25, BUDGET, 5, "latency"),  # a quarter of the demand short: 4 x 1.25
-        (0.9, BUDGET, 8, "latency"),  # capped at 2x
-        (0.25, SLO, 4, "current"),  # no objective: the p95s alone decide
+        (0.005, BUDGET, 0.9, 4, "current"),  # within the 1% budget
+        (0.25, BUDGET, 0.9, 5, "latency"),  # a quarter of the demand short: 4 x 1.25
+        (0.9, BUDGET, 0.9, 8, "latency"),  # capped at 2x
+        (0.25, SLO, 0.9, 4, "current"),  # no objective: the p95s alone decide
+        # With an objective the share decides, not the p95s: a p95 at 3x its target
+        (0.25, BUDGET, 3.0, 5, "latency"),  # corrects by the share (not 2x: 8)
+        (0.005, BUDGET, 3.0, 4, "current"),  # and within the budget, not at all
+        (None, BUDGET, 3.0, 8, "latency"),  # no share known: the p95s decide
     ],
 )
 def test_the_share_of_requests_missing_the_slo_corrects_like_latency(
-    miss, slo, expected, decided_by
+    miss, slo, ttft, expected, decided_by
 ):
-    obs = Observation(0, 4, arrival_rps=8.0, ttft_p95_s=0.9, miss_share=miss)
+    obs = Observation(0, 4, arrival_rps=8.0, ttft_p95_s=ttft, miss_share=miss)
     decision = decide(obs, slo, 2.0, FAST)
     assert (decision.replicas, decision.decided_by.name) == (expected, decided_by)
 

@@ -174,6 +174,7 @@ def test_the_miss_share_counts_requests_over_either_target():
         signals.itl.add(float(t), itl)
     reading = signals.read(5.0, waiting=0, held=0, in_flight=0)
     assert reading.miss_share == pytest.approx(1 / 4 + 1 / 5)
+    assert reading.requests == 4  # first tokens in the window: what the share is over
     assert SignalWindow(10.0, targets=(1.0, 0.05)).read(0.0, 0, 0, 0).miss_share is None
 
 
