@@ -32,10 +32,9 @@ The gateway counts a request when it is answered, so its arrival rate is the thr
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 
-from autoscaler.policy.pipeline import Observation, Slo, miss_share, requests_in_window
+from autoscaler.policy.pipeline import Observation, Slo, allowed_misses, miss_share
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,11 +201,7 @@ def _slo_ratios(obs: Observation, slo: Slo, breach_z: float = 0.0) -> list[float
     their targets."""
     miss = miss_share(obs, slo)
     if miss is not None and slo.objective is not None and slo.objective < 1:
-        budget = 1 - slo.objective
-        n = requests_in_window(obs)
-        if n:
-            budget += breach_z * math.sqrt(budget * (1 - budget) / n)
-        return [miss / budget]
+        return [miss / allowed_misses(obs, slo.objective, breach_z)]
     return [
         observed / target
         for observed, target in ((obs.ttft_p95_s, slo.ttft_p95_s), (obs.itl_p95_s, slo.itl_p95_s))

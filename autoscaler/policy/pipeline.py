@@ -65,6 +65,10 @@ class Behavior:
     max_latency_correction: float = 2.0
     queue_per_replica: float = 8.0
     """Queued requests one new replica is expected to absorb quickly (burst path)."""
+    breach_z: float = 2.0
+    """A miss share corrects only when it exceeds the error budget by this many binomial
+    standard deviations for the window's request count: in a window of 200 requests, a
+    1% budget is two misses and three is noise, yet added a replica."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +173,7 @@ def _latency(obs: Observation, slo: Slo, desired: int, b: Behavior, steps: list[
     ]
     factor, why = (max(ratios), f"latency at {max(ratios):.2f}x its SLO") if ratios else (0, "")
     miss = miss_share(obs, slo)
-    budget = None if slo.objective is None else 1 - slo.objective
+    budget = None if slo.objective is None else allowed_misses(obs, slo.objective, b.breach_z)
     # With an objective and a known miss share, the share decides, not the p95s: a queue
     # takes the p95 far past its target for a small shortage, and a correction by it
     # doubled a fleet that was one replica short. Over the error budget, the share of
@@ -283,3 +287,12 @@ def requests_in_window(obs: Observation) -> float | None:
     if obs.window_requests is not None:
         return obs.window_requests
     return dict(obs.ttft_buckets).get(math.inf) if obs.ttft_buckets else None
+
+
+def allowed_misses(obs: Observation, objective: float, z: float) -> float:
+    """The share of the window's requests that may miss before the window counts as over
+    the error budget: the budget plus ``z`` binomial standard deviations where the window's
+    request count is known, the budget alone where not."""
+    budget = 1 - objective
+    n = requests_in_window(obs)
+    return budget + z * math.sqrt(budget * (1 - budget) / n) if n else budget

@@ -116,3 +116,11 @@ def test_scale_from_zero_on_the_first_held_request():
     assert idle.replicas == 0
     woken = decide(Observation(0, 0, arrival_rps=0.0, queued=1), SLO, 2.0, to_zero)
     assert woken.replicas == 1 and woken.decided_by.name == "burst"
+
+
+@pytest.mark.parametrize(("requests", "expected"), [(200.0, 4), (10_000.0, 5), (None, 5)])
+def test_a_miss_share_corrects_only_when_it_is_more_than_noise(requests, expected):
+    # 1.5% missing against a 1% budget: within two standard deviations of it for 200
+    # requests (2.4%), beyond them for 10,000 (1.2%); the budget alone with no count.
+    obs = Observation(0, 4, arrival_rps=8.0, miss_share=0.015, window_requests=requests)
+    assert decide(obs, BUDGET, 2.0, FAST).replicas == expected
