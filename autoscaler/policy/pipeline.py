@@ -134,11 +134,13 @@ def decide(
     current = obs.ready_replicas if history.last_replicas is None else history.last_replicas
     steps = [Step("current", current, f"{current} replicas now")]
     desired = _demand(obs, capacity_rps, capacity_source, current, steps)
-    desired = _latency(obs, slo, desired, behavior, steps)
+    desired, missing = _latency(obs, slo, desired, behavior, steps)
     desired = _burst(obs, desired, behavior, steps)
-    # The SLO is being missed now (latency or a queue set the number): scale up without
-    # waiting out the scale-up window, as the KPA's panic mode does.
-    slo_breached = steps[-1].name in {"latency", "burst"} and steps[-1].replicas == desired
+    # The SLO is being missed now (latency says so, or a queue set the number): scale up
+    # without waiting out the scale-up window, as the KPA's panic mode does. That holds
+    # where demand asked for as much as the latency correction would.
+    burst = steps[-1].name == "burst" and steps[-1].replicas == desired
+    slo_breached = missing or burst
     desired = _hold_on_missing(obs, desired, current, steps)
     desired = _tolerance(desired, current, behavior, steps)
     desired = _stabilize(obs.at, desired, current, behavior, history, steps, slo_breached)
@@ -165,7 +167,10 @@ def _demand(
     return needed
 
 
-def _latency(obs: Observation, slo: Slo, desired: int, b: Behavior, steps: list[Step]) -> int:
+def _latency(
+    obs: Observation, slo: Slo, desired: int, b: Behavior, steps: list[Step]
+) -> tuple[int, bool]:
+    """The corrected count, and whether the SLO is being missed now."""
     ratios = [
         r
         for r in (_ratio(obs.ttft_p95_s, slo.ttft_p95_s), _ratio(obs.itl_p95_s, slo.itl_p95_s))
@@ -183,12 +188,12 @@ def _latency(obs: Observation, slo: Slo, desired: int, b: Behavior, steps: list[
         if miss > budget:
             factor, why = 1 + miss, f"{miss:.1%} of requests missing the SLO"
     if factor <= 1.0:
-        return desired
+        return desired, False
     factor = min(factor, b.max_latency_correction)
     corrected = max(desired, math.ceil(max(obs.ready_replicas, 1) * factor - 1e-9))
     if corrected != desired:
         steps.append(Step("latency", corrected, why))
-    return corrected
+    return corrected, True
 
 
 def _burst(obs: Observation, desired: int, b: Behavior, steps: list[Step]) -> int:

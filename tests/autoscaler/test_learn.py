@@ -265,11 +265,12 @@ def test_nothing_is_learned_from_a_backlog_or_while_it_finishes() -> None:
 )
 def test_a_breach_of_the_budget_must_be_more_than_noise(requests: float | None, over: bool) -> None:
     obs = seen(7.0, ttft=0.1, miss_share=0.02, window_requests=requests)
-    after = learn(PRIOR, obs, BUDGETED, LearnSettings(spacing_s=0.0))
+    margin = LearnSettings(spacing_s=0.0, breach_z=2.0)
+    after = learn(PRIOR, obs, BUDGETED, margin)
     assert (after.rps < 2.0) is over, after.why
     # ...while only a window within the budget itself says the replicas keep up.
     busier = seen(12.0, ttft=0.1, miss_share=0.02, window_requests=requests)
-    near = learn(PRIOR, busier, BUDGETED, LearnSettings(spacing_s=0.0))
+    near = learn(PRIOR, busier, BUDGETED, margin)
     assert near.rps == 2.0 and ("near the SLO" in near.why) is not over, near.why
 
 
@@ -280,8 +281,8 @@ def test_the_window_request_count_comes_from_the_ttft_histogram_where_not_given(
     assert requests_in_window(Observation(0.0, 4)) is None
 
 
-def test_by_default_a_changed_fleet_settles_for_three_windows() -> None:
-    settings = LearnSettings()
+def test_a_longer_settling_time_holds_learning_for_as_long() -> None:
+    settings = LearnSettings(settle_s=180.0)
     first = learn(PRIOR, Observation(0.0, 4, arrival_rps=4.0, ttft_p95_s=0.8), SLO, settings)
     grown = learn(first, Observation(15.0, 5, arrival_rps=12.0, ttft_p95_s=3.0), SLO, settings)
     assert grown.ready_since == 15.0

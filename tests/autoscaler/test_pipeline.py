@@ -78,6 +78,11 @@ def test_a_scale_up_the_slo_asks_for_skips_the_scale_up_window():
     assert run([calm, Observation(15, 4, arrival_rps=4.0, ttft_p95_s=1.5)], behavior) == [4, 6]
     # nor does a queue
     assert run([calm, Observation(15, 4, arrival_rps=4.0, queued=80)], behavior) == [4, 10]
+    # nor demand while the SLO is missed, though the correction asks for no more than it
+    steady = Observation(0, 4, arrival_rps=8.0)  # 2 req/s per replica: 4
+    ramp = Observation(15, 4, arrival_rps=10.0, ttft_p95_s=1.2)  # demand 5, latency 5
+    assert run([steady, ramp], behavior, capacity=2.0) == [4, 5]
+    assert run([steady, Observation(15, 4, arrival_rps=10.0)], behavior, capacity=2.0) == [4, 4]
 
 
 BUDGET = Slo(ttft_p95_s=1.0, itl_p95_s=0.05, objective=0.99)
