@@ -156,7 +156,10 @@ class ModelScalerSpec(_Camel):
 
     def learn_settings(self) -> LearnSettings:
         c = self.capacity_learning
-        return LearnSettings(enabled=c.enabled, band=c.band)
+        # A backlog, for learning, is what the burst path scales for.
+        return LearnSettings(
+            enabled=c.enabled, band=c.band, backlog_per_replica=self.behavior.queue_per_replica
+        )
 
     def spot_settings(self) -> SpotSettings:
         return SpotSettings(

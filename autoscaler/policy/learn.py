@@ -69,7 +69,7 @@ class LearnSettings:
     day ended at 97.5-98.8% (docs/replay.md)."""
     backlog_per_replica: float = 8.0
     """Queued requests per ready replica above which an interval carries a backlog (the
-    pipeline's burst threshold)."""
+    pipeline's burst threshold; the controller passes its ``queuePerReplica``)."""
     breach_z: float = 0.0
     """Judged by the error budget, a window is over the SLO only when its misses exceed the
     budget by this many binomial standard deviations for its request count; it is within
@@ -172,7 +172,9 @@ def learn(
     worst = max(ratios)
     # Within means within the budget; over, beyond it by more than noise. Between the
     # two, a window says nothing either way.
-    over = max(_slo_ratios(obs, slo, settings.breach_z)) > 1.0
+    over = worst > 1.0
+    if settings.breach_z > 0:
+        over = max(_slo_ratios(obs, slo, settings.breach_z)) > 1.0
     at = f"{per_replica:.2f} req/s per replica"
     if worst <= 1.0 and per_replica > estimate.rps:
         moved = estimate.rps + settings.rate_up * (per_replica - estimate.rps)

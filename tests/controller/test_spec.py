@@ -75,6 +75,7 @@ def test_the_spec_maps_onto_the_policy() -> None:
     assert (behavior.scale_up_window_s, behavior.max_scale_up_per_min) == (30, 3)
     assert (behavior.scale_down_window_s, behavior.max_scale_down_per_min) == (600, 1)
     assert (behavior.tolerance, behavior.queue_per_replica) == (0.2, 4)
+    assert spec.learn_settings().backlog_per_replica == 4  # the burst path's backlog
     assert spec.slo_targets().ttft_p95_s == 1.0
     assert spec.spot_settings().fallback_after_s == 120
 
