@@ -188,7 +188,9 @@ def reconcile(
         decision=decision,
         plan=plan,
         desired=desired,
-        memory=Memory(memory.history.record(decision, now), remembered, capacity),
+        memory=Memory(
+            memory.history.record(decision, now, arrival_rps=obs.arrival_rps), remembered, capacity
+        ),
         capacity=capacity,
         ready_replicas=ready_total(targets),
         pending_since=pending_since,

@@ -106,6 +106,7 @@ class BehaviorSpec(_Camel):
     tolerance: float = Field(0.1, ge=0, le=1)
     max_latency_correction: float = Field(2.0, ge=1)
     queue_per_replica: float = Field(8.0, gt=0)
+    forecast_seconds: float = Field(0.0, ge=0, le=3600)
     scale_up: ScalingRules = ScalingRules(stabilization_window_seconds=0, max_replicas_per_minute=8)
     scale_down: ScalingRules = ScalingRules(
         stabilization_window_seconds=300, max_replicas_per_minute=2
@@ -152,6 +153,7 @@ class ModelScalerSpec(_Camel):
             max_scale_down_per_min=b.scale_down.max_replicas_per_minute,
             max_latency_correction=b.max_latency_correction,
             queue_per_replica=b.queue_per_replica,
+            forecast_lead_s=b.forecast_seconds,
         )
 
     def learn_settings(self) -> LearnSettings:

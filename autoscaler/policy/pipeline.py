@@ -15,6 +15,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from autoscaler.policy.forecast import projected_rate
 from autoscaler.signals.histogram import share_above
 
 
@@ -65,6 +66,13 @@ class Behavior:
     max_latency_correction: float = 2.0
     queue_per_replica: float = 8.0
     """Queued requests one new replica is expected to absorb quickly (burst path)."""
+    forecast_lead_s: float = 0.0
+    """How far ahead demand is projected from the trend of recent arrival rates: the time
+    a new replica takes to become ready (0: demand is the current rate)."""
+    forecast_window_s: float = 600.0
+    """The arrival rates the trend is fitted over."""
+    max_forecast_gain: float = 1.5
+    """The projection is at most this many times the current rate."""
     breach_z: float = 2.0
     """A miss share corrects only when it exceeds the error budget by this many binomial
     standard deviations for the window's request count: in a window of 200 requests, a
@@ -100,15 +108,26 @@ class History:
     changes: tuple[tuple[float, int], ...] = ()
     """(time, replicas added or removed) of applied changes."""
     last_replicas: int | None = None
+    arrivals: tuple[tuple[float, float], ...] = ()
+    """(time, arrival rate) as observed, for the demand forecast."""
 
-    def record(self, decision: Decision, at: float, keep_s: float = 3600.0) -> History:
+    def record(
+        self,
+        decision: Decision,
+        at: float,
+        keep_s: float = 3600.0,
+        arrival_rps: float | None = None,
+    ) -> History:
         asked = _recommended(decision)
         recs = tuple((t, r) for t, r in self.recommendations if at - t <= keep_s)
         changes = tuple((t, d) for t, d in self.changes if at - t <= 60.0)
         current = decision.steps[0].replicas
         if decision.replicas != current:
             changes = (*changes, (at, decision.replicas - current))
-        return History((*recs, (at, asked)), changes, decision.replicas)
+        arrivals = tuple((t, r) for t, r in self.arrivals if at - t <= keep_s)
+        if arrival_rps is not None:
+            arrivals = (*arrivals, (at, arrival_rps))
+        return History((*recs, (at, asked)), changes, decision.replicas, arrivals)
 
 
 def _recommended(decision: Decision) -> int:
@@ -134,6 +153,7 @@ def decide(
     current = obs.ready_replicas if history.last_replicas is None else history.last_replicas
     steps = [Step("current", current, f"{current} replicas now")]
     desired = _demand(obs, capacity_rps, capacity_source, current, steps)
+    desired = _forecast(obs, capacity_rps, desired, behavior, history, steps)
     desired, missing = _latency(obs, slo, desired, behavior, steps)
     desired = _burst(obs, desired, behavior, steps)
     # The SLO is being missed now (latency says so, or a queue set the number): scale up
@@ -164,6 +184,36 @@ def _demand(
     needed = math.ceil(obs.arrival_rps / capacity_rps - 1e-9)
     why = f"{obs.arrival_rps:.2f} req/s at {capacity_rps:.2f} req/s per replica"
     steps.append(Step("demand", needed, f"{why} ({source})" if source else why))
+    return needed
+
+
+def _forecast(
+    obs: Observation,
+    capacity_rps: float,
+    desired: int,
+    b: Behavior,
+    history: History,
+    steps: list[Step],
+) -> int:
+    if obs.arrival_rps is None or capacity_rps <= 0:
+        return desired
+    ahead = projected_rate(
+        history.arrivals,
+        obs.at,
+        obs.arrival_rps,
+        lead_s=b.forecast_lead_s,
+        window_s=b.forecast_window_s,
+        max_gain=b.max_forecast_gain,
+    )
+    if ahead is None:
+        return desired
+    needed = max(desired, math.ceil(ahead.rps / capacity_rps - 1e-9))
+    if needed != desired:
+        why = (
+            f"rising {ahead.slope_per_s * 60:.2f} req/s per min: {ahead.rps:.2f} req/s "
+            f"in {b.forecast_lead_s:g}s"
+        )
+        steps.append(Step("forecast", needed, why))
     return needed
 
 

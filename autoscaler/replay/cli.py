@@ -83,6 +83,13 @@ def add_scenario_arguments(p: argparse.ArgumentParser) -> None:
         help="tidegate: seconds spot may stay unschedulable before on-demand takes over",
     )
     p.add_argument(
+        "--forecast-lead",
+        type=float,
+        default=0.0,
+        help="tidegate: size for the arrival rate this many seconds ahead, from its rising "
+        "trend (0: the rate now)",
+    )
+    p.add_argument(
         "--no-learn",
         action="store_true",
         help="tidegate: keep the capacity per replica at its prior instead of learning it",
@@ -111,6 +118,7 @@ def replay_settings(args: argparse.Namespace) -> ReplaySettings:
         spot_fallback_after_s=args.spot_fallback_after,
         spot_over_provision=args.spot_over_provision,
         learn_capacity=not args.no_learn,
+        forecast_lead_s=args.forecast_lead,
         seed=args.seed,
     )
 

@@ -67,6 +67,12 @@ class StaticPolicy:
         return {self.pool: self.replicas}
 
 
+REPLAY_BEHAVIOR = Behavior(scale_up_window_s=120.0)
+"""Scale up on the lowest recommendation of two minutes: a one-interval spike in a 60 s
+arrival rate would otherwise buy a replica for six minutes of provisioning plus the
+scale-down window (replayed, learning off: 11% dearer at the same attainment)."""
+
+
 @dataclass
 class TidegatePolicy:
     """Tidegate's controller logic: the decision pipeline sizes the fleet from the arrival
@@ -76,10 +82,7 @@ class TidegatePolicy:
     capacity_rps: float
     """The prior; the policy learns the real capacity per replica from what it observes."""
     slo: Slo
-    behavior: Behavior = field(default_factory=lambda: Behavior(scale_up_window_s=120.0))
-    """Scale up on the lowest recommendation of two minutes: a one-interval spike in a
-    60 s arrival rate would otherwise buy a replica for six minutes of provisioning plus
-    the scale-down window (replayed, learning off: 11% dearer at the same attainment)."""
+    behavior: Behavior = field(default_factory=lambda: REPLAY_BEHAVIOR)
     learning: LearnSettings = field(default_factory=LearnSettings)
     """The controller's defaults; the replay's signals also carry the miss share, so
     learning judges intervals by the error budget (docs/replay.md)."""
@@ -117,7 +120,7 @@ class TidegatePolicy:
             self._history,
             capacity_source=self.capacity.describe(),
         )
-        self._history = self._history.record(self.last, view.at)
+        self._history = self._history.record(self.last, view.at, arrival_rps=s.arrival_rps)
         states = [_state(p) for p in view.pools]
         return plan_capacity(self.last.replicas, states, self.spot, view.at).replicas
 

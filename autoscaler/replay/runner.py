@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
@@ -21,7 +22,13 @@ from autoscaler.replay.cluster import ClusterModel, PoolStatus
 from autoscaler.replay.elastic import ElasticRoute
 from autoscaler.replay.market import draw_market
 from autoscaler.replay.peer_policies import KpaPolicy, QueueDepthPolicy, SkyServePolicy
-from autoscaler.replay.policies import ScalingPolicy, StaticPolicy, TidegatePolicy, single_pool
+from autoscaler.replay.policies import (
+    REPLAY_BEHAVIOR,
+    ScalingPolicy,
+    StaticPolicy,
+    TidegatePolicy,
+    single_pool,
+)
 from autoscaler.replay.pools import PoolSpec
 from autoscaler.replay.report import ReplayResult, summarize
 from autoscaler.replay.scenario import (
@@ -83,6 +90,12 @@ class ReplaySettings(BaseModel):
         le=1,
         description="Tidegate: extra spot replicas as a share of those planned, at least "
         "(the planner raises it to the observed preemption rate)",
+    )
+    forecast_lead_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="Tidegate: size for the arrival rate this far ahead (scenario seconds), "
+        "projected from its rising trend; 0 sizes for the rate now",
     )
     spot_fallback_after_s: float = Field(
         default=300.0, ge=0, description="Tidegate: spot pending this long -> on-demand"
@@ -175,7 +188,8 @@ def build_policy(
         over_provision=settings.spot_over_provision,
     )
     learning = LearnSettings(enabled=settings.learn_capacity)
-    return TidegatePolicy(cap.rps, settings.slo, learning=learning, spot=spot)
+    behavior = replace(REPLAY_BEHAVIOR, forecast_lead_s=settings.forecast_lead_s)
+    return TidegatePolicy(cap.rps, settings.slo, behavior, learning=learning, spot=spot)
 
 
 def replay_policy(

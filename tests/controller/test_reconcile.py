@@ -270,3 +270,23 @@ def test_the_learned_capacity_carries_over_passes_in_memory() -> None:
     assert result.decision.steps[1].why == (
         "12.00 req/s at 2.49 req/s per replica (learned from 3 intervals, prior 2.00)"
     )
+
+
+def test_a_rising_arrival_rate_is_forecast_across_passes() -> None:
+    # Demand rises 1 req/s per minute; with a six-minute lead the controller sizes for the
+    # rate six minutes on, from what earlier passes saw (kept in memory).
+    s = scaler(behavior={"forecastSeconds": 360}, capacityLearning={"enabled": False})
+    targets = {"on-demand": state(1), "spot": state(4)}
+    memory = None
+    for i in range(41):  # every 15 s for ten minutes: 10 -> 20 req/s
+        t = T0 + 15 * i
+        signals = obs(at=t, ready=5, arrival_rps=10.0 + i / 4)
+        result = reconcile(s, targets, signals, memory, t)
+        memory = result.memory
+    assert [r for _, r in result.memory.history.arrivals][-2:] == [19.75, 20.0]
+    steps = {step.name: step for step in result.decision.steps}
+    assert steps["demand"].replicas == 10  # 20 req/s at 2 each
+    assert steps["forecast"].replicas == 13  # 26 req/s in six minutes
+    assert "rising 1.00 req/s per min" in steps["forecast"].why
+    # Earlier passes forecast too: the fleet is already within 10% of 13.
+    assert (result.decision.replicas, result.decided_by) == (12, "tolerance")

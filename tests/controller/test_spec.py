@@ -65,6 +65,7 @@ def test_the_spec_maps_onto_the_policy() -> None:
             behavior={
                 "tolerance": 0.2,
                 "queuePerReplica": 4,
+                "forecastSeconds": 360,
                 "scaleUp": {"stabilizationWindowSeconds": 30, "maxReplicasPerMinute": 3},
                 "scaleDown": {"stabilizationWindowSeconds": 600, "maxReplicasPerMinute": 1},
             },
@@ -75,6 +76,7 @@ def test_the_spec_maps_onto_the_policy() -> None:
     assert (behavior.scale_up_window_s, behavior.max_scale_up_per_min) == (30, 3)
     assert (behavior.scale_down_window_s, behavior.max_scale_down_per_min) == (600, 1)
     assert (behavior.tolerance, behavior.queue_per_replica) == (0.2, 4)
+    assert behavior.forecast_lead_s == 360
     assert spec.learn_settings().backlog_per_replica == 4  # the burst path's backlog
     assert spec.slo_targets().ttft_p95_s == 1.0
     assert spec.spot_settings().fallback_after_s == 120
@@ -181,6 +183,7 @@ def test_the_crd_defaults_are_the_models_defaults() -> None:
     assert model.behavior.tolerance == behavior["tolerance"]["default"]
     assert model.behavior.queue_per_replica == behavior["queuePerReplica"]["default"]
     assert model.behavior.max_latency_correction == behavior["maxLatencyCorrection"]["default"]
+    assert model.behavior.forecast_seconds == behavior["forecastSeconds"]["default"]
     assert model.spot.over_provision == spot["overProvision"]["default"]
     assert model.spot.fallback_after_seconds == spot["fallbackAfterSeconds"]["default"]
     assert model.spot.replacement_seconds == spot["replacementSeconds"]["default"]
