@@ -40,7 +40,7 @@ from autoscaler.controller.reconcile import (
 )
 from autoscaler.controller.spec import SpecError, is_paused, parse_spec
 from autoscaler.controller.status import Outcome, PoolAction, build_status, invalid_status
-from autoscaler.policy.pipeline import Observation
+from autoscaler.policy.observation import Observation
 from autoscaler.signals.source import SignalSource, unknown
 
 log = logging.getLogger(__name__)

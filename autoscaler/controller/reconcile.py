@@ -22,7 +22,8 @@ from autoscaler.controller.spec import ModelScalerSpec
 from autoscaler.controller.status import parse_time
 from autoscaler.policy.capacity import CapacityPlan, PoolState, plan_capacity
 from autoscaler.policy.learn import CapacityEstimate, learn
-from autoscaler.policy.pipeline import Decision, History, Observation, decide
+from autoscaler.policy.observation import Observation
+from autoscaler.policy.pipeline import Decision, History, decide
 
 
 @dataclass(frozen=True, slots=True)

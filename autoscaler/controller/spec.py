@@ -16,7 +16,8 @@ from pydantic.alias_generators import to_camel
 
 from autoscaler.policy.capacity import SpotSettings
 from autoscaler.policy.learn import LearnSettings
-from autoscaler.policy.pipeline import Behavior, Slo
+from autoscaler.policy.observation import Slo
+from autoscaler.policy.pipeline import Behavior
 
 GROUP = "tidegate.dev"
 VERSION = "v1alpha1"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from autoscaler.policy.pipeline import Observation, Slo, miss_share
+from autoscaler.policy.observation import Observation, Slo, miss_share
 
 if TYPE_CHECKING:
     from autoscaler.controller.reconcile import Reconciled, ScalerObject, TargetState

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from autoscaler.policy.pipeline import Observation, Slo, allowed_misses, miss_share
+from autoscaler.policy.observation import Observation, Slo, allowed_misses, miss_share
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from autoscaler.policy.pipeline import Slo
+from autoscaler.policy.observation import Slo
 from workers.sim.engine_config import EngineConfig
 from workers.sim.profiles import Profile
 from workers.sim.replay import ReplayRequest, simulate

@@ -16,7 +16,8 @@ from typing import Protocol
 
 from autoscaler.policy.capacity import PoolState, SpotSettings, plan_capacity
 from autoscaler.policy.learn import CapacityEstimate, LearnSettings, learned_capacity
-from autoscaler.policy.pipeline import Behavior, Decision, History, Observation, Slo, decide
+from autoscaler.policy.observation import Observation, Slo
+from autoscaler.policy.pipeline import Behavior, Decision, History, decide
 from autoscaler.replay.cluster import PoolStatus
 from autoscaler.replay.signals import Signals
 

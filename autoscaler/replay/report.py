@@ -18,7 +18,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from autoscaler.policy.pipeline import Slo
+from autoscaler.policy.observation import Slo
 from autoscaler.replay.cluster import ClusterModel
 from autoscaler.replay.whatif import Outcome, Sample, WhatIfRun
 

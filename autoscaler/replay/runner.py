@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from autoscaler.policy.capacity import SpotSettings
 from autoscaler.policy.learn import LearnSettings
-from autoscaler.policy.pipeline import Slo
+from autoscaler.policy.observation import Slo
 from autoscaler.replay.calibrate import Capacity, attainment_at, capacity_at_slo
 from autoscaler.replay.cluster import ClusterModel, PoolStatus
 from autoscaler.replay.elastic import ElasticRoute

@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 
-from autoscaler.policy.pipeline import Observation
+from autoscaler.policy.observation import Observation
 from autoscaler.signals.promql import QueryError, buckets_of, model_queries, scalar_of
 
 log = logging.getLogger(__name__)

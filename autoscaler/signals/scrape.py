@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 
 import aiohttp
 
-from autoscaler.policy.pipeline import Observation
+from autoscaler.policy.observation import Observation
 from autoscaler.signals.exposition import GatewayCounters, parse_gateway_page
 from autoscaler.signals.window import Scrape, observe_all, pick_baseline
 from scheduler.vllm_metrics import parse_engine_stats

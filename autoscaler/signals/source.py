@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from autoscaler.policy.pipeline import Observation
+from autoscaler.policy.observation import Observation
 
 # What the gateway and the workers expose (gateway/metrics.py, vLLM's /metrics).
 REQUESTS = "tidegate_requests_total"

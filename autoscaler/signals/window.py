@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from autoscaler.policy.pipeline import Observation
+from autoscaler.policy.observation import Observation
 from autoscaler.signals.exposition import GatewayCounters
 from autoscaler.signals.histogram import add_buckets, bucket_delta, counter_delta, quantile
 from autoscaler.signals.source import QUANTILE

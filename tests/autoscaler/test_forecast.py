@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from autoscaler.policy.forecast import projected_rate
-from autoscaler.policy.pipeline import Behavior, History, Observation, Slo, decide
+from autoscaler.policy.observation import Observation, Slo
+from autoscaler.policy.pipeline import Behavior, History, decide
 
 
 def ramp(per_min: float, start: float = 10.0, until: float = 600.0) -> list[tuple[float, float]]:

@@ -13,7 +13,7 @@ from autoscaler.policy.learn import (
     learn,
     learned_capacity,
 )
-from autoscaler.policy.pipeline import Observation, Slo, miss_share, requests_in_window
+from autoscaler.policy.observation import Observation, Slo, miss_share, requests_in_window
 
 SLO = Slo(ttft_p95_s=1.0, itl_p95_s=0.05)
 # The rules at round numbers (the defaults are tuned in docs/replay.md): half the gap down,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from autoscaler.policy.pipeline import Behavior, History, Observation, Slo, decide
+from autoscaler.policy.observation import Observation, Slo
+from autoscaler.policy.pipeline import Behavior, History, decide
 
 SLO = Slo(ttft_p95_s=1.0, itl_p95_s=0.05)
 FAST = Behavior(scale_down_window_s=0, max_scale_up_per_min=100, max_scale_down_per_min=100)

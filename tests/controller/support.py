@@ -13,7 +13,7 @@ from typing import Any
 from autoscaler.controller.api import Conflict, Json, NotFound
 from autoscaler.controller.reconcile import TargetState
 from autoscaler.controller.spec import ScaleTargetRef
-from autoscaler.policy.pipeline import Observation
+from autoscaler.policy.observation import Observation
 
 RECORDED_EVENTS: list[dict[str, Any]] = json.loads(
     (Path(__file__).parent / "recorded" / "disruption-events.json").read_text()

@@ -29,7 +29,7 @@ from autoscaler.controller.loop import Controller, run
 from autoscaler.controller.reconcile import ScalerObject, TargetState, reconcile
 from autoscaler.controller.spec import parse_spec
 from autoscaler.controller.watch import watch_disruptions
-from autoscaler.policy.pipeline import Observation
+from autoscaler.policy.observation import Observation
 from tests.controller.support import (
     RECORDED_EVENTS,
     T0,

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 import pytest
 
 from autoscaler.controller.loop import Controller, run
-from autoscaler.policy.pipeline import Observation
+from autoscaler.policy.observation import Observation
 from tests.controller.support import (
     FakeClock,
     FakeTarget,

@@ -15,7 +15,8 @@ from autoscaler.controller.reconcile import (
     seed_memory,
 )
 from autoscaler.controller.spec import parse_spec
-from autoscaler.policy.pipeline import History, Observation
+from autoscaler.policy.observation import Observation
+from autoscaler.policy.pipeline import History
 from tests.controller.support import T0, pool, scaler_spec
 
 POOLS = [

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from autoscaler.policy.pipeline import Slo, miss_share
+from autoscaler.policy.observation import Slo, miss_share
 from autoscaler.signals.prometheus import PrometheusSource
 from autoscaler.signals.promql import model_queries
 from autoscaler.signals.scrape import ScrapeSource

@@ -17,7 +17,7 @@ from autoscaler.controller.status import (
     rfc3339,
     signal_condition,
 )
-from autoscaler.policy.pipeline import Observation, Slo
+from autoscaler.policy.observation import Observation, Slo
 from tests.controller.support import T0
 
 

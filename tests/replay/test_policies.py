@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from autoscaler.policy.learn import LearnSettings
-from autoscaler.policy.pipeline import Behavior, Slo
+from autoscaler.policy.observation import Slo
+from autoscaler.policy.pipeline import Behavior
 from autoscaler.replay.cluster import PoolStatus
 from autoscaler.replay.peer_policies import KpaPolicy, QueueDepthPolicy, SkyServePolicy
 from autoscaler.replay.policies import ClusterView, StaticPolicy, TidegatePolicy, single_pool
