@@ -55,9 +55,10 @@ async def test_scraping_a_running_gateway_and_its_workers(gateway_and_workers: A
         await source.close()
     assert obs.fresh and obs.ready_replicas == 2 and obs.at == 1030.0
     assert obs.arrival_rps == pytest.approx(12 / 30)  # the controller's clock sets the span
-    # Percentiles of the gateway's own histograms (their math is tested table-driven).
-    assert obs.ttft_p95_s is not None and 0 < obs.ttft_p95_s <= 0.25
-    assert obs.itl_p95_s is not None and 0 < obs.itl_p95_s <= 0.1
+    # Percentiles of the gateway's own histograms (their math is tested table-driven), in
+    # seconds; the bounds are loose because a loaded machine slows the workers too.
+    assert obs.ttft_p95_s is not None and 0 < obs.ttft_p95_s <= 5.0
+    assert obs.itl_p95_s is not None and 0 < obs.itl_p95_s <= 1.0
     # The window's requests, one count each by TTFT and by their mean inter-token latency.
     assert obs.ttft_buckets[-1] == (math.inf, 12.0) and obs.itl_buckets[-1] == (math.inf, 12.0)
     assert miss_share(obs, Slo(ttft_p95_s=60.0, itl_p95_s=60.0)) == 0.0
