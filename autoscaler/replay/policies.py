@@ -83,7 +83,7 @@ class TidegatePolicy:
     capacity_rps: float
     """The prior; the policy learns the real capacity per replica from what it observes."""
     slo: Slo
-    behavior: Behavior = field(default_factory=lambda: REPLAY_BEHAVIOR)
+    behavior: Behavior = REPLAY_BEHAVIOR
     learning: LearnSettings = field(default_factory=LearnSettings)
     """The controller's defaults; the replay's signals also carry the miss share, so
     learning judges intervals by the error budget (docs/replay.md)."""
