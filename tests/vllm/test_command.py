@@ -13,6 +13,17 @@ from workers.vllm.settings import VllmWorkerSettings
 PY = "/venv/bin/python"
 HEAD = [PY, "-m", "vllm.entrypoints.openai.api_server"]
 TAIL = ["--enable-prefix-caching", "--middleware", DRAIN_MIDDLEWARE]
+DEFAULTS = [
+    *HEAD,
+    "--model",
+    "m",
+    "--served-model-name",
+    "m",
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "8000",
+]
 
 
 @pytest.mark.parametrize(
@@ -21,15 +32,7 @@ TAIL = ["--enable-prefix-caching", "--middleware", DRAIN_MIDDLEWARE]
         pytest.param(
             {"model": "m"},
             [
-                *HEAD,
-                "--model",
-                "m",
-                "--served-model-name",
-                "m",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "8000",
+                *DEFAULTS,
                 *TAIL,
             ],
             id="defaults: served under its own name, prefix caching on",
@@ -67,15 +70,7 @@ TAIL = ["--enable-prefix-caching", "--middleware", DRAIN_MIDDLEWARE]
                 "tensor_parallel_size": 2,
             },
             [
-                *HEAD,
-                "--model",
-                "m",
-                "--served-model-name",
-                "m",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "8000",
+                *DEFAULTS,
                 "--max-num-seqs",
                 "8",
                 "--max-num-batched-tokens",
@@ -97,15 +92,7 @@ TAIL = ["--enable-prefix-caching", "--middleware", DRAIN_MIDDLEWARE]
         pytest.param(
             {"model": "m", "enable_prefix_caching": False, "enforce_eager": True},
             [
-                *HEAD,
-                "--model",
-                "m",
-                "--served-model-name",
-                "m",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "8000",
+                *DEFAULTS,
                 "--no-enable-prefix-caching",
                 "--enforce-eager",
                 "--middleware",
@@ -116,15 +103,7 @@ TAIL = ["--enable-prefix-caching", "--middleware", DRAIN_MIDDLEWARE]
         pytest.param(
             {"model": "m", "scheduling_policy": "priority"},
             [
-                *HEAD,
-                "--model",
-                "m",
-                "--served-model-name",
-                "m",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "8000",
+                *DEFAULTS,
                 "--scheduling-policy",
                 "priority",
                 *TAIL,
@@ -134,15 +113,7 @@ TAIL = ["--enable-prefix-caching", "--middleware", DRAIN_MIDDLEWARE]
         pytest.param(
             {"model": "m", "scheduling_policy": "fcfs"},
             [
-                *HEAD,
-                "--model",
-                "m",
-                "--served-model-name",
-                "m",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "8000",
+                *DEFAULTS,
                 "--scheduling-policy",
                 "fcfs",
                 *TAIL,
@@ -152,15 +123,7 @@ TAIL = ["--enable-prefix-caching", "--middleware", DRAIN_MIDDLEWARE]
         pytest.param(
             {"model": "m", "extra_args": ("--dtype", "float32", "--max-num-seqs", "2")},
             [
-                *HEAD,
-                "--model",
-                "m",
-                "--served-model-name",
-                "m",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "8000",
+                *DEFAULTS,
                 *TAIL,
                 "--dtype",
                 "float32",
