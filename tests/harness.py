@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.app import GatewayApp, create_app
 from gateway.settings import GatewaySettings, load_settings
 from tidegate.localproc import LocalWorker, start_sim_worker, stop_all, wait_healthy
+from workers.sim.asgi import lifespan
 
 MODEL = "sim-model"
 
@@ -164,9 +165,7 @@ def wait_until(condition: Callable[[], bool], timeout_s: float, interval_s: floa
 async def unavailable_worker(scope: Scope, receive: Receive, send: Send) -> None:
     """A worker that passes its probes but answers every inference request with 503."""
     if scope["type"] == "lifespan":
-        while (await receive())["type"] != "lifespan.shutdown":
-            await send({"type": "lifespan.startup.complete"})
-        await send({"type": "lifespan.shutdown.complete"})
+        await lifespan(receive, send)
         return
     path = scope["path"]
     if path == "/v1/models":

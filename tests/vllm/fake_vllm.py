@@ -18,6 +18,7 @@ from typing import Any
 
 import uvicorn
 
+from workers.sim.asgi import lifespan
 from workers.vllm.middleware import DrainMiddleware
 
 
@@ -27,9 +28,7 @@ class FakeEngine:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
+            await lifespan(receive, send)
             return
         path = scope["path"]
         if path == "/health":
