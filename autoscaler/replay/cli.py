@@ -90,6 +90,18 @@ def add_scenario_arguments(p: argparse.ArgumentParser) -> None:
         "trend (0: the rate now)",
     )
     p.add_argument(
+        "--scale-down-window",
+        type=float,
+        default=300.0,
+        help="tidegate: seconds whose highest recommendation a scale-down goes to",
+    )
+    p.add_argument(
+        "--on-demand-base",
+        type=int,
+        default=1,
+        help="tidegate and skyserve: replicas kept on on-demand whatever spot does",
+    )
+    p.add_argument(
         "--no-learn",
         action="store_true",
         help="tidegate: keep the capacity per replica at its prior instead of learning it",
@@ -119,6 +131,8 @@ def replay_settings(args: argparse.Namespace) -> ReplaySettings:
         spot_over_provision=args.spot_over_provision,
         learn_capacity=not args.no_learn,
         forecast_lead_s=args.forecast_lead,
+        scale_down_window_s=args.scale_down_window,
+        on_demand_base=args.on_demand_base,
         seed=args.seed,
     )
 

@@ -100,6 +100,17 @@ class ReplaySettings(BaseModel):
     spot_fallback_after_s: float = Field(
         default=300.0, ge=0, description="Tidegate: spot pending this long -> on-demand"
     )
+    scale_down_window_s: float = Field(
+        default=REPLAY_BEHAVIOR.scale_down_window_s,
+        ge=0,
+        description="Tidegate: scale down to the highest recommendation of this window",
+    )
+    on_demand_base: int = Field(
+        default=1,
+        ge=0,
+        description="replicas the spot-aware policies keep on on-demand: Tidegate's "
+        "on-demand floor, SkyServe's base_ondemand_fallback_replicas",
+    )
     seed: int = 0
     signal_window_s: float = Field(default=60.0, gt=0)
     sample_s: float = Field(default=300.0, gt=0)
@@ -182,13 +193,24 @@ def build_policy(
         return KpaPolicy(single, target_concurrency=target, max_replicas=ceiling)
     if name == "skyserve":
         spot_pool = next((p.name for p in pools if p.capacity_type == "spot"), None)
-        return SkyServePolicy(spot_pool, single, cap.rps, max_replicas=ceiling)
+        return SkyServePolicy(
+            spot_pool,
+            single,
+            cap.rps,
+            max_replicas=ceiling,
+            base_ondemand_fallback_replicas=settings.on_demand_base,
+        )
     spot = SpotSettings(
+        on_demand_floor=settings.on_demand_base,
         fallback_after_s=settings.spot_fallback_after_s,
         over_provision=settings.spot_over_provision,
     )
     learning = LearnSettings(enabled=settings.learn_capacity)
-    behavior = replace(REPLAY_BEHAVIOR, forecast_lead_s=settings.forecast_lead_s)
+    behavior = replace(
+        REPLAY_BEHAVIOR,
+        forecast_lead_s=settings.forecast_lead_s,
+        scale_down_window_s=settings.scale_down_window_s,
+    )
     return TidegatePolicy(cap.rps, settings.slo, behavior, learning=learning, spot=spot)
 
 

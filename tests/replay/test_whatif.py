@@ -144,6 +144,8 @@ def test_the_command_prints_one_json_line_and_a_plot(trace, tmp_path, capsys):
         ["--pools", "[{name: x, capacity_type: cheap, price_per_hour: 1}]"],
         ["--profile", "nope"],
         ["--slo-objective", "1.5"],
+        ["--on-demand-base", "-1"],
+        ["--scale-down-window", "-5"],
     ],
 )
 def test_the_command_refuses_bad_settings(trace, capsys, extra):
@@ -237,3 +239,28 @@ def test_tidegate_takes_its_spot_over_provision_from_the_settings(trace):
     assert isinstance(policy, TidegatePolicy) and policy.spot.over_provision == 0.25
     # 8 replicas wanted, one on-demand floor: 7 on spot plus a quarter of them
     assert policy.initial(status, 8) == {"spot": 9, "on-demand": 1}
+
+
+def test_the_on_demand_base_and_scale_down_window_reach_the_policies(trace):
+    from autoscaler.replay.calibrate import Capacity
+    from autoscaler.replay.peer_policies import SkyServePolicy
+    from autoscaler.replay.policies import TidegatePolicy
+    from autoscaler.replay.runner import build_policy
+
+    pools = parse_pools(None)
+    status = ClusterModel(pools, draw_market(pools, 100.0)).status(0.0)
+    settings = ReplaySettings(
+        trace=trace, capacity_rps=5.0, on_demand_base=0, scale_down_window_s=1200.0
+    )
+    tidegate = build_policy("tidegate", status, Capacity(5.0, 20.0), 10.0, settings)
+    assert isinstance(tidegate, TidegatePolicy)
+    assert tidegate.behavior.scale_down_window_s == 1200.0
+    # no floor: all 8 on spot, plus the 20% over-provision
+    assert tidegate.initial(status, 8) == {"spot": 10, "on-demand": 0}
+    skyserve = build_policy("skyserve", status, Capacity(5.0, 20.0), 10.0, settings)
+    assert isinstance(skyserve, SkyServePolicy)
+    assert skyserve.initial(status, 8) == {"spot": 8, "on-demand": 0}
+    default = build_policy(
+        "skyserve", status, Capacity(5.0, 20.0), 10.0, ReplaySettings(trace=trace)
+    )
+    assert default.initial(status, 8) == {"spot": 7, "on-demand": 1}
