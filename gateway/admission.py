@@ -24,9 +24,10 @@ import asyncio
 import math
 from collections.abc import Callable
 
+from gateway.admission_settings import AdmissionSettings
 from gateway.errors import GatewayError
 from gateway.metrics import GatewayMetrics
-from gateway.settings import AdmissionSettings, GatewaySettings
+from gateway.settings import GatewaySettings
 from scheduler.admission import AdmissionQueue, SaturationPolicy, Ticket, pool_saturation
 from scheduler.pool import EndpointPool
 from scheduler.prefill import over_prefill_bound
