@@ -45,60 +45,76 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _default(field: str) -> object:
+    """A flag's default is its setting's: one place to change either."""
+    return ReplaySettings.model_fields[field].default
+
+
 def add_scenario_arguments(p: argparse.ArgumentParser) -> None:
     """The scenario's and Tidegate's options (``--trace`` and ``--rates`` are the caller's:
     ``bench/autoscale.py`` gives them defaults); :func:`replay_settings` reads them."""
-    p.add_argument("--day", type=int, default=10, help="day of the rate curve (default 10)")
-    p.add_argument("--hours", type=float, default=24.0)
+    p.add_argument(
+        "--day",
+        type=int,
+        default=_default("day"),
+        help="day of the rate curve (default %(default)s)",
+    )
+    p.add_argument("--hours", type=float, default=_default("hours"))
     p.add_argument(
         "--warmup-hours",
         type=float,
-        default=2.0,
+        default=_default("warmup_hours"),
         help="with --rates: hours of the day before, replayed first and left out of the results",
     )
-    p.add_argument("--peak-rps", type=float, default=160.0, help="rate curve scaled to this")
-    p.add_argument("--time-scale", type=float, default=24.0, help="scenario s per virtual s")
-    p.add_argument("--speedup", type=float, default=1.0, help="trace replay without --rates")
+    p.add_argument(
+        "--peak-rps", type=float, default=_default("peak_rps"), help="rate curve scaled to this"
+    )
+    p.add_argument(
+        "--time-scale", type=float, default=_default("time_scale"), help="scenario s per virtual s"
+    )
+    p.add_argument(
+        "--speedup", type=float, default=_default("speedup"), help="trace replay without --rates"
+    )
     p.add_argument("--limit", type=int, help="only the first N requests")
-    p.add_argument("--profile", default="llama3-8b-h100")
-    p.add_argument("--ttft-slo", type=float, default=1.0, help="seconds")
-    p.add_argument("--itl-slo", type=float, default=0.05, help="seconds")
+    p.add_argument("--profile", default=_default("profile"))
+    p.add_argument("--ttft-slo", type=float, default=_default("ttft_slo_s"), help="seconds")
+    p.add_argument("--itl-slo", type=float, default=_default("itl_slo_s"), help="seconds")
     p.add_argument(
         "--slo-objective",
         type=float,
-        default=0.99,
+        default=_default("slo_objective"),
         help="share of requests Tidegate aims to keep within both targets",
     )
     p.add_argument("--capacity-rps", type=float, help="per replica (default: calibrated)")
     p.add_argument(
         "--spot-over-provision",
         type=float,
-        default=0.2,
+        default=_default("spot_over_provision"),
         help="tidegate: extra spot replicas as a share of those planned (at least)",
     )
     p.add_argument(
         "--spot-fallback-after",
         type=float,
-        default=300.0,
+        default=_default("spot_fallback_after_s"),
         help="tidegate: seconds spot may stay unschedulable before on-demand takes over",
     )
     p.add_argument(
         "--forecast-lead",
         type=float,
-        default=0.0,
+        default=_default("forecast_lead_s"),
         help="tidegate: size for the arrival rate this many seconds ahead, from its rising "
         "trend (0: the rate now)",
     )
     p.add_argument(
         "--scale-down-window",
         type=float,
-        default=300.0,
+        default=_default("scale_down_window_s"),
         help="tidegate: seconds whose highest recommendation a scale-down goes to",
     )
     p.add_argument(
         "--on-demand-base",
         type=int,
-        default=1,
+        default=_default("on_demand_base"),
         help="tidegate and skyserve: replicas kept on on-demand whatever spot does",
     )
     p.add_argument(
@@ -106,7 +122,7 @@ def add_scenario_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="tidegate: keep the capacity per replica at its prior instead of learning it",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=_default("seed"))
 
 
 def replay_settings(args: argparse.Namespace) -> ReplaySettings:
