@@ -10,13 +10,21 @@ from pathlib import Path
 
 import pytest
 
+from autoscaler.replay.calibrate import Capacity
 from autoscaler.replay.cli import main
 from autoscaler.replay.cluster import ClusterModel, PoolStatus
 from autoscaler.replay.elastic import ElasticRoute
 from autoscaler.replay.market import draw_market
-from autoscaler.replay.policies import ClusterView
+from autoscaler.replay.peer_policies import SkyServePolicy
+from autoscaler.replay.policies import ClusterView, ScalingPolicy, TidegatePolicy
 from autoscaler.replay.pools import PoolSpec, parse_pools
-from autoscaler.replay.runner import ReplaySettings, Workload, capacity, replay_policy
+from autoscaler.replay.runner import (
+    ReplaySettings,
+    Workload,
+    build_policy,
+    capacity,
+    replay_policy,
+)
 from autoscaler.replay.signals import SignalWindow, SortedWindow
 from autoscaler.replay.whatif import run_whatif
 from scheduler.config import SchedulerSettings, build_router
@@ -227,40 +235,33 @@ def test_a_warm_up_replays_the_day_before_and_counts_only_the_day(trace, tmp_pat
     assert json.loads(result.to_json())["warmup_hours"] == 1.0
 
 
-def test_tidegate_takes_its_spot_over_provision_from_the_settings(trace):
-    from autoscaler.replay.calibrate import Capacity
-    from autoscaler.replay.policies import TidegatePolicy
-    from autoscaler.replay.runner import build_policy
-
+def placement(name: str, settings: ReplaySettings) -> tuple[ScalingPolicy, dict[str, int]]:
+    """The policy ``settings`` build on the default pools (5 req/s per replica), and where it
+    would run 8 replicas."""
     pools = parse_pools(None)
     status = ClusterModel(pools, draw_market(pools, 100.0)).status(0.0)
+    policy = build_policy(name, status, Capacity(5.0, 20.0), 10.0, settings)
+    return policy, policy.initial(status, 8)
+
+
+def test_tidegate_takes_its_spot_over_provision_from_the_settings(trace):
     settings = ReplaySettings(trace=trace, capacity_rps=5.0, spot_over_provision=0.25)
-    policy = build_policy("tidegate", status, Capacity(5.0, 20.0), 10.0, settings)
+    policy, placed = placement("tidegate", settings)
     assert isinstance(policy, TidegatePolicy) and policy.spot.over_provision == 0.25
     # 8 replicas wanted, one on-demand floor: 7 on spot plus a quarter of them
-    assert policy.initial(status, 8) == {"spot": 9, "on-demand": 1}
+    assert placed == {"spot": 9, "on-demand": 1}
 
 
 def test_the_on_demand_base_and_scale_down_window_reach_the_policies(trace):
-    from autoscaler.replay.calibrate import Capacity
-    from autoscaler.replay.peer_policies import SkyServePolicy
-    from autoscaler.replay.policies import TidegatePolicy
-    from autoscaler.replay.runner import build_policy
-
-    pools = parse_pools(None)
-    status = ClusterModel(pools, draw_market(pools, 100.0)).status(0.0)
     settings = ReplaySettings(
         trace=trace, capacity_rps=5.0, on_demand_base=0, scale_down_window_s=1200.0
     )
-    tidegate = build_policy("tidegate", status, Capacity(5.0, 20.0), 10.0, settings)
+    tidegate, placed = placement("tidegate", settings)
     assert isinstance(tidegate, TidegatePolicy)
     assert tidegate.behavior.scale_down_window_s == 1200.0
     # no floor: all 8 on spot, plus the 20% over-provision
-    assert tidegate.initial(status, 8) == {"spot": 10, "on-demand": 0}
-    skyserve = build_policy("skyserve", status, Capacity(5.0, 20.0), 10.0, settings)
+    assert placed == {"spot": 10, "on-demand": 0}
+    skyserve, placed = placement("skyserve", settings)
     assert isinstance(skyserve, SkyServePolicy)
-    assert skyserve.initial(status, 8) == {"spot": 8, "on-demand": 0}
-    default = build_policy(
-        "skyserve", status, Capacity(5.0, 20.0), 10.0, ReplaySettings(trace=trace)
-    )
-    assert default.initial(status, 8) == {"spot": 7, "on-demand": 1}
+    assert placed == {"spot": 8, "on-demand": 0}
+    assert placement("skyserve", ReplaySettings(trace=trace))[1] == {"spot": 7, "on-demand": 1}
