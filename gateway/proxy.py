@@ -211,6 +211,7 @@ class Proxy:
                 exclude=tried,
                 in_flight_tokens=self._pool.in_flight_tokens,
                 gateway_replicas=self._settings.scheduler.gateway_replicas,
+                slow_start_s=self._settings.scheduler.slow_start_s,
             )
             context = skipping_full(context, self._gate.prefill_full(priority))
             try:

@@ -203,6 +203,13 @@ class SchedulerSettings(BaseModel):
         description="gateway replicas behind one balancer; above 1 each replica estimates "
         "the others' in-flight requests as its own x this (docs/routing.md)",
     )
+    slow_start_s: float = Field(
+        10.0,
+        ge=0.0,
+        description="seconds over which a newly healthy worker's share of the load ramps "
+        "up from a tenth to a full one, so a worker joining a busy pool is not handed a "
+        "burst of prefills at once; 0 turns it off (docs/routing.md, Slow start)",
+    )
 
     @model_validator(mode="after")
     def _check_references(self) -> SchedulerSettings:

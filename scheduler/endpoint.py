@@ -22,6 +22,8 @@ class Endpoint:
 
     ``healthy`` is the verdict of the last probe; ``scraped_at`` is the monotonic time of the
     last successful one (``None`` until the first), so a decision can refuse stale data.
+    ``healthy_since`` is when the current run of healthy probes began (``None`` while
+    unhealthy): how long the worker has been taking requests, for slow start.
     """
 
     url: str
@@ -31,6 +33,7 @@ class Endpoint:
     stats: Mapping[str, EngineStats] = field(default_factory=dict)
     model_cards: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     last_error: str | None = None
+    healthy_since: float | None = None
 
     def serves(self, model: str) -> bool:
         return model in self.models

@@ -18,6 +18,9 @@ from typing import Protocol
 from scheduler.endpoint import Endpoint, PoolSnapshot
 from scheduler.request import RoutingRequest
 
+SLOW_START_FLOOR = 0.1
+"""The least warmth a worker in slow start has (Envoy's ``min_weight_percent`` default)."""
+
 
 class NoEndpointAvailable(Exception):
     """No endpoint survived the filters."""
@@ -39,6 +42,21 @@ class RoutingContext:
     """Estimated prompt tokens this gateway has in flight per endpoint."""
     gateway_replicas: int = 1
     """Gateway replicas sharing the pool; above 1 the others' in-flight is estimated."""
+    slow_start_s: float = 0.0
+    """A worker healthy for less than this looks more loaded than it is (0: off)."""
+    _slow_start: bool = field(init=False, default=False)
+    """Whether slow start applies: on, and some worker of the model is past its window.
+    Workers that all became healthy together (a gateway starting, a new model) are left
+    alike: their warmths differ only by when each was first probed, which min-max
+    scoring would blow up into a full preference."""
+
+    def __post_init__(self) -> None:
+        window, model, now = self.slow_start_s, self.request.model, self.now
+        warm = window > 0 and any(
+            e.healthy_since is not None and now - e.healthy_since >= window and model in e.models
+            for e in self.snapshot.endpoints
+        )
+        object.__setattr__(self, "_slow_start", warm)
 
     def in_flight_of(self, endpoint: Endpoint) -> float:
         """Requests in flight to ``endpoint`` from every gateway replica, as far as one can tell.
@@ -59,9 +77,29 @@ class RoutingContext:
         """Prompt tokens in flight to ``endpoint`` from every replica (own x R, as above)."""
         return float(self.in_flight_tokens.get(endpoint.url, 0) * self.gateway_replicas)
 
-    def load(self, endpoint: Endpoint) -> float:
-        """Queue depth: the worker's waiting requests for the model plus those in flight."""
+    def depth(self, endpoint: Endpoint) -> float:
+        """The worker's waiting requests for the model plus those in flight."""
         return endpoint.waiting(self.request.model) + self.in_flight_of(endpoint)
+
+    def load(self, endpoint: Endpoint) -> float:
+        """Queue depth as load-based routing weighs it: :meth:`depth`, or
+        ``(depth + 1) / warmth - 1`` for a worker still in slow start."""
+        depth = self.depth(endpoint)
+        warmth = self.warmth(endpoint)
+        return depth if warmth >= 1.0 else (depth + 1.0) / warmth - 1.0
+
+    def warmth(self, endpoint: Endpoint) -> float:
+        """The share of a full worker's load a newly healthy one is given: rising linearly
+        from ``SLOW_START_FLOOR`` to 1 over ``slow_start_s``, once some worker is warm.
+
+        Without it, a worker that joins a busy pool has an empty queue and takes every
+        request until its depth matches the others': in the what-if replay, some 60
+        prompts within a second, whose prefills queue behind each other, and a quarter
+        of them missed a 1 s TTFT (docs/routing.md, Slow start)."""
+        since = endpoint.healthy_since
+        if not self._slow_start or since is None:
+            return 1.0
+        return min(1.0, max(SLOW_START_FLOOR, (self.now - since) / self.slow_start_s))
 
 
 class Filter(Protocol):
@@ -132,7 +170,7 @@ class Profile:
         chosen = candidates[index]
         for observer in self.observers:
             observer.observe(ctx, chosen)
-        return Decision(endpoint=chosen, queue_depth=ctx.load(chosen), score=totals[index])
+        return Decision(endpoint=chosen, queue_depth=ctx.depth(chosen), score=totals[index])
 
 
 def eligible(ctx: RoutingContext) -> list[Endpoint]:

@@ -51,6 +51,11 @@ class EndpointPool:
             current,
             healthy=True,
             scraped_at=now,
+            healthy_since=(
+                current.healthy_since
+                if current.healthy and current.healthy_since is not None
+                else now
+            ),
             # A probe that could not list models keeps the last known list.
             models=result.models or current.models,
             stats=result.stats,
@@ -64,7 +69,9 @@ class EndpointPool:
         current = self._endpoints.get(url)
         if current is None or (not current.healthy and current.last_error == reason):
             return
-        self._endpoints[url] = dataclasses.replace(current, healthy=False, last_error=reason)
+        self._endpoints[url] = dataclasses.replace(
+            current, healthy=False, healthy_since=None, last_error=reason
+        )
         self._rebuild()
 
     # -- in-flight accounting ------------------------------------------------------------------

@@ -122,6 +122,13 @@ def add_scenario_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="tidegate: keep the capacity per replica at its prior instead of learning it",
     )
+    p.add_argument(
+        "--slow-start",
+        type=float,
+        default=_default("slow_start_s"),
+        help="the gateway's slow start for a joining replica, seconds as requests run "
+        "(0: off), for every policy",
+    )
     p.add_argument("--seed", type=int, default=_default("seed"))
 
 
@@ -149,6 +156,7 @@ def replay_settings(args: argparse.Namespace) -> ReplaySettings:
         forecast_lead_s=args.forecast_lead,
         scale_down_window_s=args.scale_down_window,
         on_demand_base=args.on_demand_base,
+        slow_start_s=args.slow_start,
         seed=args.seed,
     )
 

@@ -26,8 +26,12 @@ class ElasticRoute:
     probe_interval_s: float = 1.0
     stale_after_s: float = 5.0
     seed: int = 0
+    slow_start_s: float = 0.0
+    """The gateway's slow start (``SchedulerSettings.slow_start_s``)."""
     _members: dict[str, tuple[str, VirtualEngine]] = field(default_factory=dict)
     """url -> (replica id, engine)."""
+    _joined: dict[str, float] = field(default_factory=dict)
+    """url -> when the replica joined (became healthy)."""
     _snapshot: PoolSnapshot = field(default_factory=PoolSnapshot)
     _probed_at: float = float("-inf")
     _rng: random.Random = field(init=False)
@@ -38,12 +42,14 @@ class ElasticRoute:
     def __len__(self) -> int:
         return len(self._members)
 
-    def add(self, replica: str, engine: VirtualEngine) -> None:
+    def add(self, replica: str, engine: VirtualEngine, now: float) -> None:
         self._members[f"http://{replica}"] = (replica, engine)
+        self._joined[f"http://{replica}"] = now
         self._probed_at = float("-inf")
 
     def remove(self, replica: str) -> None:
         if self._members.pop(f"http://{replica}", None) is not None:
+            del self._joined[f"http://{replica}"]
             self._probed_at = float("-inf")
 
     def route(self, request: ReplayRequest, now: float) -> str | None:
@@ -61,7 +67,14 @@ class ElasticRoute:
             prefix_blocks=request.trace_block_ids or request.block_hashes or (),
             prompt_tokens=request.prompt_tokens,
         )
-        ctx = RoutingContext(routing, self._snapshot, in_flight, now, self.stale_after_s)
+        ctx = RoutingContext(
+            routing,
+            self._snapshot,
+            in_flight,
+            now,
+            self.stale_after_s,
+            slow_start_s=self.slow_start_s,
+        )
         try:
             url = self.router.route(ctx, self._rng).endpoint.url
         except NoEndpointAvailable:
@@ -75,6 +88,7 @@ class ElasticRoute:
                     url=url,
                     healthy=True,
                     scraped_at=now,
+                    healthy_since=self._joined[url],
                     models=frozenset({MODEL}),
                     stats={
                         MODEL: EngineStats(

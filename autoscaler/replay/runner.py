@@ -111,6 +111,12 @@ class ReplaySettings(BaseModel):
         description="replicas the spot-aware policies keep on on-demand: Tidegate's "
         "on-demand floor, SkyServe's base_ondemand_fallback_replicas",
     )
+    slow_start_s: float = Field(
+        default=SchedulerSettings.model_fields["slow_start_s"].default,
+        ge=0,
+        description="the gateway's slow start for a replica that joins (virtual seconds, "
+        "as requests run; 0: off), for every policy",
+    )
     seed: int = 0
     signal_window_s: float = Field(default=60.0, gt=0)
     sample_s: float = Field(default=300.0, gt=0)
@@ -228,7 +234,10 @@ def replay_policy(
     cluster = ClusterModel(pools, market, seed=settings.seed, count_from=warmup)
     policy = build_policy(name, cluster.status(0.0), cap, workload.peak_rps, settings)
     profile = builtin_registry().get(settings.profile)
-    route = ElasticRoute(build_router(SchedulerSettings()), seed=settings.seed)
+    scheduler = SchedulerSettings(slow_start_s=settings.slow_start_s)
+    route = ElasticRoute(
+        build_router(scheduler), seed=settings.seed, slow_start_s=scheduler.slow_start_s
+    )
     started = time.process_time()
     run = run_whatif(
         workload.requests,

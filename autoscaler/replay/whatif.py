@@ -134,7 +134,7 @@ def run_whatif(
             if event.kind == "ready":
                 engines[replica] = make_engine()
                 in_flight[replica] = {}
-                route.add(replica, engines[replica])
+                route.add(replica, engines[replica], now)
                 for _ in range(len(held)):
                     request = held.popleft()
                     if request.request_id in where:  # not abandoned meanwhile

@@ -154,6 +154,7 @@ def test_the_command_prints_one_json_line_and_a_plot(trace, tmp_path, capsys):
         ["--slo-objective", "1.5"],
         ["--on-demand-base", "-1"],
         ["--scale-down-window", "-5"],
+        ["--slow-start", "-1"],
     ],
 )
 def test_the_command_refuses_bad_settings(trace, capsys, extra):
@@ -265,3 +266,27 @@ def test_the_on_demand_base_and_scale_down_window_reach_the_policies(trace):
     assert isinstance(skyserve, SkyServePolicy)
     assert placed == {"spot": 8, "on-demand": 0}
     assert placement("skyserve", ReplaySettings(trace=trace))[1] == {"spot": 7, "on-demand": 1}
+
+
+@pytest.mark.parametrize(("slow_start_s", "in_a_row"), [(0.0, range(80, 82)), (10.0, range(8, 9))])
+def test_a_replica_joining_a_busy_fleet_gets_the_gateways_slow_start(slow_start_s, in_a_row):
+    route = ElasticRoute(build_router(SchedulerSettings()), slow_start_s=slow_start_s)
+    engines = {r: VirtualEngine(PROFILE, EngineConfig()) for r in ("old-1", "old-2", "new")}
+
+    def send(request: ReplayRequest, now: float) -> str:
+        replica = route.route(request, now)
+        assert replica is not None
+        engines[replica].submit(request, now)
+        return replica
+
+    route.add("old-1", engines["old-1"], now=0.0)
+    route.add("old-2", engines["old-2"], now=0.0)
+    for i in range(80):  # 40 queued on each
+        send(ReplayRequest(f"busy{i}", 0.0, 500, 100), 0.0)
+    route.add("new", engines["new"], now=30.0)
+    burst = [send(ReplayRequest(f"burst{i}", 30.0, 500, 100), 30.0) for i in range(100)]
+    # The old replicas weigh 80 each (40 waiting as probed, plus 40 in flight). Without slow
+    # start the newcomer takes every request until it weighs as much; just joined, at a
+    # tenth of the weight, it takes 8, as (8 + 1) / 0.1 - 1 passes 80.
+    taken = next(i for i, replica in enumerate(burst) if replica != "new")
+    assert taken in in_a_row

@@ -72,3 +72,22 @@ def test_in_flight_tokens_follow_requests():
     assert pool.in_flight_tokens == {"http://a": 50}
     pool.release("http://a", 50)
     assert pool.in_flight_tokens == {"http://a": 0} and pool.in_flight == {"http://a": 0}
+
+
+def test_healthy_since_marks_the_start_of_each_healthy_run():
+    pool = EndpointPool()
+    pool.set_urls(["http://a"])
+
+    def since():
+        endpoint = pool.snapshot.by_url("http://a")
+        assert endpoint is not None
+        return endpoint.healthy_since
+
+    assert since() is None
+    pool.record_probe("http://a", probe(), now=5.0)
+    pool.record_probe("http://a", probe(), now=6.0)
+    assert since() == 5.0, "later probes keep when the worker became healthy"
+    pool.record_failure("http://a", "ConnectionRefused")
+    assert since() is None
+    pool.record_probe("http://a", probe(), now=9.0)
+    assert since() == 9.0, "back after a failure, it starts a new run (and a new slow start)"
