@@ -13,10 +13,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from autoscaler.replay.fleet import MODEL, RoutesRequests
+from autoscaler.replay.fleet import MODEL, RoutesRequests, routing_request
 from scheduler.endpoint import Endpoint, EngineStats, PoolSnapshot
 from scheduler.framework import NoEndpointAvailable, RoutingContext
-from scheduler.request import RoutingRequest
 from workers.sim.replay import ReplayRequest, VirtualEngine
 
 
@@ -62,13 +61,8 @@ class ElasticRoute:
             url: engine.core.num_running + engine.core.num_waiting
             for url, (_, engine) in self._members.items()
         }
-        routing = RoutingRequest(
-            model=MODEL,
-            prefix_blocks=request.trace_block_ids or request.block_hashes or (),
-            prompt_tokens=request.prompt_tokens,
-        )
         ctx = RoutingContext(
-            routing,
+            routing_request(request),
             self._snapshot,
             in_flight,
             now,

@@ -25,6 +25,15 @@ from workers.sim.replay import ReplayReport, ReplayRequest
 MODEL = "replay-model"
 
 
+def routing_request(request: ReplayRequest) -> RoutingRequest:
+    """What the gateway's router sees of a replayed request."""
+    return RoutingRequest(
+        model=MODEL,
+        prefix_blocks=request.trace_block_ids or request.block_hashes or (),
+        prompt_tokens=request.prompt_tokens,
+    )
+
+
 class RoutesRequests(Protocol):
     def route(self, ctx: RoutingContext, rng: random.Random) -> Decision: ...
 
@@ -62,13 +71,8 @@ class GatewayRoute:
         mean = sum(loads) / len(loads)
         if mean >= 1.0:
             self.load_ratios.append(max(loads) / mean)
-        routing = RoutingRequest(
-            model=MODEL,
-            prefix_blocks=request.trace_block_ids or request.block_hashes or (),
-            prompt_tokens=request.prompt_tokens,
-        )
         ctx = RoutingContext(
-            routing,
+            routing_request(request),
             self._snapshot,
             in_flight,
             now,
