@@ -95,7 +95,7 @@ class RoutingContext:
         Without it, a worker that joins a busy pool has an empty queue and takes every
         request until its depth matches the others': in the what-if replay, some 60
         prompts within a second, whose prefills queue behind each other, and a quarter
-        of them missed a 1 s TTFT (docs/routing.md, Slow start)."""
+        of them missed the SLO (docs/routing.md, Slow start)."""
         since = endpoint.healthy_since
         if not self._slow_start or since is None:
             return 1.0
