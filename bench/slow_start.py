@@ -91,13 +91,11 @@ def run(args: argparse.Namespace, window_s: float, seed: int) -> tuple[int, int,
         horizon_s=horizon,
     )
     ready = args.join_s + PROVISIONING_S
-    late = [
-        o.ttft_s > args.ttft_slo or o.itl_s > args.itl_slo
-        for o in outcome.outcomes
-        if ready <= o.arrival_s < ready + args.after_s
+    every = [
+        (o.arrival_s, o.ttft_s > args.ttft_slo or o.itl_s > args.itl_slo) for o in outcome.outcomes
     ]
-    every = [o.ttft_s > args.ttft_slo or o.itl_s > args.itl_slo for o in outcome.outcomes]
-    return len(late), sum(late), len(every), sum(every)
+    late = [missed for at, missed in every if ready <= at < ready + args.after_s]
+    return len(late), sum(late), len(every), sum(missed for _, missed in every)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -27,10 +27,8 @@ class ElasticRoute:
     seed: int = 0
     slow_start_s: float = 0.0
     """The gateway's slow start (``SchedulerSettings.slow_start_s``)."""
-    _members: dict[str, tuple[str, VirtualEngine]] = field(default_factory=dict)
-    """url -> (replica id, engine)."""
-    _joined: dict[str, float] = field(default_factory=dict)
-    """url -> when the replica joined (became healthy)."""
+    _members: dict[str, tuple[str, VirtualEngine, float]] = field(default_factory=dict)
+    """url -> (replica id, engine, when it joined: became healthy)."""
     _snapshot: PoolSnapshot = field(default_factory=PoolSnapshot)
     _probed_at: float = float("-inf")
     _rng: random.Random = field(init=False)
@@ -42,13 +40,11 @@ class ElasticRoute:
         return len(self._members)
 
     def add(self, replica: str, engine: VirtualEngine, now: float) -> None:
-        self._members[f"http://{replica}"] = (replica, engine)
-        self._joined[f"http://{replica}"] = now
+        self._members[f"http://{replica}"] = (replica, engine, now)
         self._probed_at = float("-inf")
 
     def remove(self, replica: str) -> None:
         if self._members.pop(f"http://{replica}", None) is not None:
-            del self._joined[f"http://{replica}"]
             self._probed_at = float("-inf")
 
     def route(self, request: ReplayRequest, now: float) -> str | None:
@@ -59,7 +55,7 @@ class ElasticRoute:
             self._probe(now)
         in_flight = {
             url: engine.core.num_running + engine.core.num_waiting
-            for url, (_, engine) in self._members.items()
+            for url, (_, engine, _) in self._members.items()
         }
         ctx = RoutingContext(
             routing_request(request),
@@ -82,7 +78,7 @@ class ElasticRoute:
                     url=url,
                     healthy=True,
                     scraped_at=now,
-                    healthy_since=self._joined[url],
+                    healthy_since=joined,
                     models=frozenset({MODEL}),
                     stats={
                         MODEL: EngineStats(
@@ -92,7 +88,7 @@ class ElasticRoute:
                         )
                     },
                 )
-                for url, (_, engine) in self._members.items()
+                for url, (_, engine, joined) in self._members.items()
             )
         )
         self._probed_at = now

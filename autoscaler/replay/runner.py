@@ -234,9 +234,8 @@ def replay_policy(
     cluster = ClusterModel(pools, market, seed=settings.seed, count_from=warmup)
     policy = build_policy(name, cluster.status(0.0), cap, workload.peak_rps, settings)
     profile = builtin_registry().get(settings.profile)
-    scheduler = SchedulerSettings(slow_start_s=settings.slow_start_s)
     route = ElasticRoute(
-        build_router(scheduler), seed=settings.seed, slow_start_s=scheduler.slow_start_s
+        build_router(SchedulerSettings()), seed=settings.seed, slow_start_s=settings.slow_start_s
     )
     started = time.process_time()
     run = run_whatif(
