@@ -20,7 +20,7 @@ from typing import Any
 from autoscaler.controller.disruption import Disruptions
 from autoscaler.controller.spec import ModelScalerSpec
 from autoscaler.controller.status import parse_time
-from autoscaler.policy.capacity import CapacityPlan, PoolState, plan_capacity
+from autoscaler.policy.capacity import CapacityPlan, PoolState, plan_capacity, sustained_demand
 from autoscaler.policy.learn import CapacityEstimate, learn
 from autoscaler.policy.observation import Observation
 from autoscaler.policy.pipeline import Decision, History, decide
@@ -177,7 +177,10 @@ def reconcile(
                 preemptions=disruptions.loss_times(scaler.namespace, pool.scale_target_ref.name),
             )
         )
-    plan = plan_capacity(decision.replicas, states, spec.spot_settings(), now)
+    history = memory.history.record(decision, now, arrival_rps=obs.arrival_rps)
+    spot = spec.spot_settings()
+    demand = sustained_demand(history.arrivals, now, spot.spare_window_s, capacity.rps)
+    plan = plan_capacity(decision.replicas, states, spot, now, demand)
     pending_since: dict[str, float | None] = {}
     for state in states:
         asked = plan.replicas[state.name]
@@ -189,9 +192,7 @@ def reconcile(
         decision=decision,
         plan=plan,
         desired=desired,
-        memory=Memory(
-            memory.history.record(decision, now, arrival_rps=obs.arrival_rps), remembered, capacity
-        ),
+        memory=Memory(history, remembered, capacity),
         capacity=capacity,
         ready_replicas=ready_total(targets),
         pending_since=pending_since,

@@ -87,7 +87,8 @@ class SloSpec(_Camel):
 
 
 class SpotSpec(_Camel):
-    over_provision: float = Field(0.2, ge=0, le=1)
+    over_provision: float = Field(SpotSettings().over_provision, ge=0, le=1)
+    spare_window_seconds: float = Field(SpotSettings().spare_window_s, ge=0, le=3600)
     fallback_after_seconds: float = Field(120.0, ge=0)
     replacement_seconds: float = Field(600.0, ge=0)
 
@@ -168,6 +169,7 @@ class ModelScalerSpec(_Camel):
         return SpotSettings(
             on_demand_floor=self.on_demand_floor,
             over_provision=self.spot.over_provision,
+            spare_window_s=self.spot.spare_window_seconds,
             fallback_after_s=self.spot.fallback_after_seconds,
             replacement_s=self.spot.replacement_seconds,
         )

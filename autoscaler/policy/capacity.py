@@ -5,8 +5,9 @@ pool should run and why. Rules, in order:
 1. Paused pools keep what they have, other pools get their minimum; both count towards
    the total.
 2. The on-demand floor goes to on-demand pools, cheapest first.
-3. The rest goes to spot pools, cheapest first, up to their max, plus an over-provision
-   share that covers expected preemptions. A spot pool whose replicas have been pending
+3. The rest goes to spot pools, cheapest first, up to their max, plus spare replicas: the
+   spot share of demand, padded by the over-provision share and rounded up once, less
+   the replicas planned there (see ``_spare``). A spot pool whose replicas have been pending
    longer than ``fallback_after_s`` is treated as out of capacity: it keeps what is ready
    and the shortfall goes to on-demand pools (cheapest first).
 4. On-demand replicas above the floor are given back only once spot replicas are ready to
@@ -60,8 +61,13 @@ class PoolState:
 @dataclass(frozen=True, slots=True)
 class SpotSettings:
     on_demand_floor: int = 1
-    over_provision: float = 0.2
-    """Extra spot replicas, as a share of the spot replicas planned."""
+    over_provision: float = 0.3
+    """Padding over the spot share of demand: spot replicas are planned for demand x
+    (1 + this), where the caller says what demand is (else as a share of the spot
+    replicas planned)."""
+    spare_window_s: float = 120.0
+    """Demand, for the padding, is the lowest arrival rate of this window: a spare is asked
+    for once demand has held for it, and let go as soon as demand falls."""
     fallback_after_s: float = 120.0
     preemption_window_s: float = 3600.0
     """Preemptions this far back count towards the observed rate."""
@@ -80,8 +86,14 @@ class CapacityPlan:
 
 
 def plan_capacity(
-    wanted: int, pools: Sequence[PoolState], spot: SpotSettings, now: float
+    wanted: int,
+    pools: Sequence[PoolState],
+    spot: SpotSettings,
+    now: float,
+    demand: float | None = None,
 ) -> CapacityPlan:
+    """``demand``: the arrival rate in replicas' worth (rate / capacity per replica, not
+    rounded; :func:`sustained_demand`), None where unknown."""
     plan = {p.name: 0 for p in pools}
     reasons: list[str] = []
     active = [p for p in pools if not p.paused]
@@ -101,8 +113,10 @@ def plan_capacity(
     floor_left = spot.on_demand_floor - sum(plan[p.name] for p in on_demand)
     floor = min(max(0, floor_left), remaining) if spots else remaining
     remaining -= _fill(plan, on_demand, floor, reasons, "on-demand floor")
-    over = _over_provision(spots, spot, now, reasons)
-    spot_target = remaining + (math.ceil(remaining * over) if remaining else 0)
+    off_spot = wanted - remaining  # minimums, paused pools and the on-demand floor
+    spare = _spare(remaining, None if demand is None else demand - off_spot, spot, reasons)
+    expected = _preemption_share(spots, spot, now, reasons)
+    spot_target = remaining + max(spare, math.ceil(remaining * expected - 1e-9))
     placed_on_spot = 0
     for pool in spots:
         starved = _starved(pool, spot, now)
@@ -149,18 +163,51 @@ def _starved(pool: PoolState, spot: SpotSettings, now: float) -> str | None:
     return None
 
 
-def _over_provision(
+def sustained_demand(
+    arrivals: Sequence[tuple[float, float]], at: float, window_s: float, capacity_rps: float
+) -> float | None:
+    """The lowest arrival rate of the last ``window_s`` before ``at``, in replicas' worth;
+    None until ``arrivals`` (oldest first) reach back that far, or without capacity: a
+    controller that has just started cannot say the rate has held."""
+    if not arrivals or arrivals[0][0] > at - window_s or capacity_rps <= 0:
+        return None
+    rates = [r for t, r in arrivals if 0 <= at - t <= window_s]
+    return min(rates) / capacity_rps if rates else None
+
+
+def _spare(planned: int, spot_demand: float | None, spot: SpotSettings, reasons: list[str]) -> int:
+    """Spot replicas on top of the ``planned`` ones. Padding demand, not the rounded-up count,
+    rounds up once: at 2.1 replicas' worth on spot, 3 planned already hold 43% more, and 20%
+    of 3 rounded up again made 4, a third of the night fleet. Where ``planned`` is above the
+    padded demand (the latency step, a scale-down window holding replicas), no spare."""
+    if not planned:
+        return 0
+    if spot_demand is None:
+        return math.ceil(planned * spot.over_provision - 1e-9)
+    padded = math.ceil(max(0.0, spot_demand) * (1 + spot.over_provision) - 1e-9)
+    spare = max(0, padded - planned)
+    if spare:
+        reasons.append(
+            f"+{spare} spare on spot: {spot_demand:.2f} replicas' worth of demand "
+            f"+ {spot.over_provision:.0%}"
+        )
+    return spare
+
+
+def _preemption_share(
     spots: Sequence[PoolState], spot: SpotSettings, now: float, reasons: list[str]
 ) -> float:
+    """The share of spot replicas expected to be lost while one is replaced, where the
+    observed preemption rate puts it above the over-provision share (0 otherwise)."""
     window = spot.preemption_window_s
     lost = sum(1 for p in spots for t in p.preemptions if now - t <= window)
     replicas = max(1, sum(max(p.desired, p.ready) for p in spots))
     if not lost or window <= 0:
-        return spot.over_provision
+        return 0.0
     per_replica_hour = lost / replicas / (window / 3600.0)
     expected = min(1.0, per_replica_hour * spot.replacement_s / 3600.0)
     if expected <= spot.over_provision:
-        return spot.over_provision
+        return 0.0
     reasons.append(
         f"spot over-provision {expected:.0%}: {lost} lost in {window / 60:g} min "
         f"({per_replica_hour:.2f} per replica-hour, {spot.replacement_s:g}s to replace)"

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from autoscaler.policy.capacity import PoolState, SpotSettings, plan_capacity
+from autoscaler.policy.capacity import PoolState, SpotSettings, plan_capacity, sustained_demand
 from autoscaler.policy.learn import CapacityEstimate, LearnSettings, learned_capacity
 from autoscaler.policy.observation import Observation, Slo
 from autoscaler.policy.pipeline import Behavior, Decision, History, decide
@@ -122,8 +122,11 @@ class TidegatePolicy:
             capacity_source=self.capacity.describe(),
         )
         self._history = self._history.record(self.last, view.at, arrival_rps=s.arrival_rps)
+        demand = sustained_demand(
+            self._history.arrivals, view.at, self.spot.spare_window_s, self.capacity.rps
+        )
         states = [_state(p) for p in view.pools]
-        return plan_capacity(self.last.replicas, states, self.spot, view.at).replicas
+        return plan_capacity(self.last.replicas, states, self.spot, view.at, demand).replicas
 
 
 def _state(pool: PoolStatus) -> PoolState:

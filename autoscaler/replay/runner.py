@@ -85,10 +85,10 @@ class ReplaySettings(BaseModel):
         default=True, description="Tidegate: learn capacity per replica (else keep the prior)"
     )
     spot_over_provision: float = Field(
-        default=0.2,
+        default=SpotSettings().over_provision,
         ge=0,
         le=1,
-        description="Tidegate: extra spot replicas as a share of those planned, at least "
+        description="Tidegate: spot replicas are planned for demand x (1 + this), at least "
         "(the planner raises it to the observed preemption rate)",
     )
     forecast_lead_s: float = Field(

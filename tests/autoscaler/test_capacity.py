@@ -1,6 +1,6 @@
 import pytest
 
-from autoscaler.policy.capacity import PoolState, SpotSettings, plan_capacity
+from autoscaler.policy.capacity import PoolState, SpotSettings, plan_capacity, sustained_demand
 
 
 def od(desired=0, ready=None, **kw):
@@ -161,3 +161,42 @@ def test_on_demand_is_kept_while_replacements_for_lost_spot_replicas_start():
     pools = [od(desired=3), spot(desired=4, ready=4, lost=2, preemptions=(NOW,))]
     plan = plan_capacity(5, pools, PREEMPTING, now=NOW)
     assert plan.replicas == {"od": 3, "spot": 7}  # 4 + 1 over-provision + 2 replacements
+
+
+PADDED = SpotSettings(on_demand_floor=1, over_provision=0.3)
+
+
+@pytest.mark.parametrize(
+    ("name", "wanted", "demand", "spot_replicas"),
+    [
+        ("demand unknown: a share of the spot replicas", 5, None, 4 + 2),
+        ("padding the demand rounds up once", 5, 4.2, 5),  # ceil(3.2 x 1.3) = 5
+        ("near the top of the count: one more", 5, 4.9, 6),  # ceil(3.9 x 1.3) = 6
+        ("a quiet night: the rounding is headroom enough", 3, 2.1, 2),  # ceil(1.1 x 1.3) = 2
+        ("replicas held above the padded demand: no spare", 8, 3.0, 7),
+        ("large fleets keep their share", 21, 20.0, 25),  # ceil(19 x 1.3) = 25
+        ("no demand on spot", 1, 0.5, 0),
+    ],
+)
+def test_spare_pads_demand(name, wanted, demand, spot_replicas):
+    plan = plan_capacity(wanted, [od(), spot(max=40)], PADDED, now=NOW, demand=demand)
+    assert plan.replicas == {"od": 1, "spot": spot_replicas}, (name, plan.reasons)
+
+
+def test_spare_for_observed_preemptions_is_kept_above_the_padding():
+    pools = [od(desired=1), spot(desired=10, ready=10, preemptions=(NOW - 600,) * 30)]
+    plan = plan_capacity(11, pools, PADDED, now=NOW, demand=10.5)
+    assert plan.replicas == {"od": 1, "spot": 15}  # 50% expected lost, over ceil(9.5 x 1.3)
+
+
+@pytest.mark.parametrize(
+    ("name", "arrivals", "at", "expected"),
+    [
+        ("the lowest rate of the window", [(0, 30.0), (60, 20.0), (120, 40.0)], 120, 2.0),
+        ("older rates are out of it", [(0, 5.0), (60, 20.0), (180, 40.0)], 180, 2.0),
+        ("not yet seen a whole window", [(30, 20.0), (120, 40.0)], 120, None),
+        ("no rates", [], 120, None),
+    ],
+)
+def test_sustained_demand(name, arrivals, at, expected):
+    assert sustained_demand(arrivals, at, 120.0, 10.0) == expected, name

@@ -332,7 +332,8 @@ def test_the_crd_validates_and_defaults_model_scalers(objects: Any, ns: str) -> 
         "maxReplicasPerMinute": 2,
     }
     assert stored["spot"] == {
-        "overProvision": 0.2,
+        "overProvision": 0.3,
+        "spareWindowSeconds": 120,
         "fallbackAfterSeconds": 120,
         "replacementSeconds": 600,
     }

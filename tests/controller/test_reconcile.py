@@ -204,6 +204,22 @@ def test_scale_down_waits_out_the_window_across_passes() -> None:
     assert replicas[-1] == 2
 
 
+def test_the_spare_pads_demand_once_it_has_held_for_the_window() -> None:
+    """Until the controller has seen the spare window, the spare is a share of the spot
+    replicas; then it pads the lowest demand of the window, rounded up once."""
+    s = scaler(spot={"overProvision": 0.3, "spareWindowSeconds": 120})
+    targets: dict[str, TargetState | None] = {"on-demand": state(1), "spot": state(4)}
+    memory, plans = None, []
+    for i in range(10):  # 8.4 req/s at 2 per replica: 4.2 replicas' worth, 3.2 on spot
+        t = T0 + 15 * i
+        result = reconcile(s, targets, obs(at=t, ready=5, arrival_rps=8.4), memory, t)
+        memory = result.memory
+        plans.append(result.plan.replicas["spot"])
+    assert plans[0] == 4 + 2  # 4 planned + ceil(4 x 0.3)
+    assert plans[-1] == 5  # ceil(3.2 x 1.3): one spare
+    assert any("spare on spot" in r for r in result.plan.reasons)
+
+
 def test_memory_is_seeded_from_the_status_a_previous_controller_wrote() -> None:
     status = {
         "lastDecision": {"replicas": 6},

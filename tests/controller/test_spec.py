@@ -185,6 +185,7 @@ def test_the_crd_defaults_are_the_models_defaults() -> None:
     assert model.behavior.max_latency_correction == behavior["maxLatencyCorrection"]["default"]
     assert model.behavior.forecast_seconds == behavior["forecastSeconds"]["default"]
     assert model.spot.over_provision == spot["overProvision"]["default"]
+    assert model.spot.spare_window_seconds == spot["spareWindowSeconds"]["default"]
     assert model.spot.fallback_after_seconds == spot["fallbackAfterSeconds"]["default"]
     assert model.spot.replacement_seconds == spot["replacementSeconds"]["default"]
     learning = spec_schema["properties"]["capacityLearning"]["properties"]

@@ -178,7 +178,7 @@ def tidegate_pools(
 
 def test_tidegate_starts_on_the_on_demand_floor_plus_spot_with_over_provisioning():
     policy = TidegatePolicy(capacity_rps=10.0, slo=SLO)
-    assert policy.initial(tidegate_pools(), 10) == {"spot": 11, "od": 1}  # 9 + ceil(1.8)
+    assert policy.initial(tidegate_pools(), 10) == {"spot": 12, "od": 1}  # 9 + ceil(2.7)
 
 
 def test_tidegate_follows_demand_and_latency():
@@ -186,12 +186,12 @@ def test_tidegate_follows_demand_and_latency():
     policy = TidegatePolicy(capacity_rps=10.0, slo=SLO, behavior=Behavior(), learning=fixed)
     policy.initial(tidegate_pools(), 4)
     fleet = tidegate_pools(spot_desired=4, spot_ready=4, od_desired=1, od_ready=1)
-    assert policy.decide(view(15.0, *fleet, rps=80.0)) == {"spot": 9, "od": 1}  # 7 + ceil(1.4)
+    assert policy.decide(view(15.0, *fleet, rps=80.0)) == {"spot": 10, "od": 1}  # 7 + ceil(2.1)
     assert policy.last is not None and policy.last.decided_by.name == "demand"
     fleet = tidegate_pools(spot_desired=8, spot_ready=8, od_desired=1, od_ready=1)
     out = policy.decide(view(90.0, *fleet, rps=80.0, ttft=1.5))  # 9 ready x 1.5 = 14
     assert policy.last is not None and policy.last.decided_by.name == "latency"
-    assert out == {"spot": 13 + 3, "od": 1}  # 13 + ceil(2.6)
+    assert out == {"spot": 13 + 4, "od": 1}  # 13 + ceil(3.9)
 
 
 def test_tidegate_waits_out_a_one_interval_spike_and_learns_capacity():
@@ -205,13 +205,32 @@ def test_tidegate_waits_out_a_one_interval_spike_and_learns_capacity():
     assert sum(out.values()) > 5
 
 
+def test_tidegate_pads_demand_that_has_held_for_the_spare_window():
+    fixed = LearnSettings(enabled=False)
+    policy = TidegatePolicy(capacity_rps=10.0, slo=SLO, behavior=Behavior(), learning=fixed)
+    policy.initial(tidegate_pools(), 5)
+    fleet = tidegate_pools(spot_desired=5, spot_ready=5, od_desired=1, od_ready=1)
+    # 42 req/s is 4.2 replicas' worth, 3.2 of it on spot: 4 planned there.
+    first = policy.decide(view(0.0, *fleet, rps=42.0))
+    assert first == {"spot": 6, "od": 1}  # the window not yet seen: 4 + ceil(1.2)
+    for at in range(15, 135, 15):
+        out = policy.decide(view(float(at), *fleet, rps=42.0))
+    assert out == {"spot": 5, "od": 1}  # ceil(3.2 x 1.3) = 5: one spare, not two
+    # One dip lets the spare go, and it comes back once demand has held 2 minutes again.
+    assert policy.decide(view(135.0, *fleet, rps=30.0)) == {"spot": 4, "od": 1}
+    assert policy.decide(view(150.0, *fleet, rps=42.0)) == {"spot": 4, "od": 1}
+    for at in range(165, 285, 15):
+        out = policy.decide(view(float(at), *fleet, rps=42.0))
+    assert out == {"spot": 5, "od": 1}
+
+
 def test_tidegate_falls_back_to_on_demand_when_spot_stays_pending():
     policy = TidegatePolicy(capacity_rps=10.0, slo=SLO)
     policy.initial(tidegate_pools(), 4)
     fleet = tidegate_pools(
         spot_desired=6, spot_ready=2, od_desired=1, od_ready=1, pending_since=0.0
     )
-    assert policy.decide(view(200.0, *fleet, rps=50.0)) == {"spot": 5, "od": 1}  # < 300 s
+    assert policy.decide(view(200.0, *fleet, rps=50.0)) == {"spot": 6, "od": 1}  # < 300 s
     out = policy.decide(view(400.0, *fleet, rps=50.0))
     assert out == {"spot": 2, "od": 3}  # spot held at its ready 2, the rest on demand
 
@@ -228,5 +247,5 @@ def test_warm_started_policies_do_not_collapse_before_their_windows_fill():
     assert kpa_.decide(view(0.0, status(ready=10))) == {"od": 10}  # Knative starts panicking
     tidegate = TidegatePolicy(capacity_rps=10.0, slo=SLO)
     tidegate.initial(tidegate_pools(), 10)
-    fleet = tidegate_pools(spot_desired=11, spot_ready=11, od_desired=1, od_ready=1)
-    assert tidegate.decide(view(15.0, *fleet, rps=20.0)) == {"spot": 11, "od": 1}
+    fleet = tidegate_pools(spot_desired=12, spot_ready=12, od_desired=1, od_ready=1)
+    assert tidegate.decide(view(15.0, *fleet, rps=20.0)) == {"spot": 12, "od": 1}
