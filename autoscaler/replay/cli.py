@@ -90,7 +90,13 @@ def add_scenario_arguments(p: argparse.ArgumentParser) -> None:
         "--spot-over-provision",
         type=float,
         default=_default("spot_over_provision"),
-        help="tidegate: extra spot replicas as a share of those planned (at least)",
+        help="tidegate: spot replicas planned for spot demand x (1 + this), at least",
+    )
+    p.add_argument(
+        "--spare-window",
+        type=float,
+        default=_default("spare_window_s"),
+        help="tidegate: seconds of arrival rates whose lowest the spot padding is over",
     )
     p.add_argument(
         "--spot-fallback-after",
@@ -152,6 +158,7 @@ def replay_settings(args: argparse.Namespace) -> ReplaySettings:
         capacity_rps=args.capacity_rps,
         spot_fallback_after_s=args.spot_fallback_after,
         spot_over_provision=args.spot_over_provision,
+        spare_window_s=args.spare_window,
         learn_capacity=not args.no_learn,
         forecast_lead_s=args.forecast_lead,
         scale_down_window_s=args.scale_down_window,

@@ -91,6 +91,13 @@ class ReplaySettings(BaseModel):
         description="Tidegate: spot replicas are planned for demand x (1 + this), at least "
         "(the planner raises it to the observed preemption rate)",
     )
+    spare_window_s: float = Field(
+        default=SpotSettings().spare_window_s,
+        ge=0,
+        le=3600,
+        description="Tidegate: spot demand, for the padding, is the lowest arrival rate of "
+        "this window (scenario seconds)",
+    )
     forecast_lead_s: float = Field(
         default=0.0,
         ge=0,
@@ -210,6 +217,7 @@ def build_policy(
         on_demand_floor=settings.on_demand_base,
         fallback_after_s=settings.spot_fallback_after_s,
         over_provision=settings.spot_over_provision,
+        spare_window_s=settings.spare_window_s,
     )
     learning = LearnSettings(enabled=settings.learn_capacity)
     behavior = replace(

@@ -155,6 +155,7 @@ def test_the_command_prints_one_json_line_and_a_plot(trace, tmp_path, capsys):
         ["--on-demand-base", "-1"],
         ["--scale-down-window", "-5"],
         ["--slow-start", "-1"],
+        ["--spare-window", "-1"],
     ],
 )
 def test_the_command_refuses_bad_settings(trace, capsys, extra):
@@ -255,11 +256,16 @@ def test_tidegate_takes_its_spot_over_provision_from_the_settings(trace):
 
 def test_the_on_demand_base_and_scale_down_window_reach_the_policies(trace):
     settings = ReplaySettings(
-        trace=trace, capacity_rps=5.0, on_demand_base=0, scale_down_window_s=1200.0
+        trace=trace,
+        capacity_rps=5.0,
+        on_demand_base=0,
+        scale_down_window_s=1200.0,
+        spare_window_s=300.0,
     )
     tidegate, placed = placement("tidegate", settings)
     assert isinstance(tidegate, TidegatePolicy)
     assert tidegate.behavior.scale_down_window_s == 1200.0
+    assert tidegate.spot.spare_window_s == 300.0
     # no floor: all 8 on spot, plus the 30% over-provision (no demand seen yet)
     assert placed == {"spot": 11, "on-demand": 0}
     skyserve, placed = placement("skyserve", settings)
