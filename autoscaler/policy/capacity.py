@@ -20,9 +20,9 @@ Preemption, as observed (:mod:`autoscaler.controller.disruption` counts it):
 - a spot pool that lost replicas within ``fallback_after_s`` and has replicas pending is
   short now: it falls back to on-demand at once rather than after ``fallback_after_s``,
   and its losses are replaced on on-demand;
-- the over-provision share rises to the share of spot replicas expected to be lost while
-  one is replaced, ``preemptions per replica-hour x replacement_s``, when that is higher
-  than the configured share.
+- where the share of spot replicas expected to be lost while one is replaced,
+  ``preemptions per replica-hour x replacement_s``, is higher than the over-provision
+  share, that share of the spot replicas planned is added instead of the padding, if more.
 """
 
 from __future__ import annotations
